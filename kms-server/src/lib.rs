@@ -1,0 +1,24 @@
+//! HYGO KMS server library.
+//!
+//! # Layout
+//!
+//! - [`limits`]: the limits of SPEC §4 as named constants.
+//! - [`keys`]: typed, validated domain values: [`keys::TenantId`], [`keys::KeyVersion`],
+//!   [`keys::Context`].
+//! - [`root`]: root keys, their namespaces (key directory, environment) and check values.
+//! - [`envelope`]: tenant key derivation ([`envelope::kdf`]), the byte format
+//!   ([`envelope::format`]) and seal/open of key-committing AES-256-GCM-SIV envelopes.
+//!
+//! # Flow of an unwrap
+//!
+//! ```text
+//! request ─▶ keys::{TenantId, Context} (limits) ─▶ envelope::check_size / parse
+//!         ─▶ envelope::check_tenant (cross-tenant) ─▶ keys of header.version
+//!            (root key + salt ─▶ envelope::kdf::TenantKeys::derive)
+//!         ─▶ envelope::open_parsed (commitment, then AEAD) ─▶ plaintext (zeroizing)
+//! ```
+
+pub mod envelope;
+pub mod keys;
+pub mod limits;
+pub mod root;
