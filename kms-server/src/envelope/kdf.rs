@@ -61,7 +61,10 @@ impl fmt::Debug for Salt {
 /// The two keys of one tenant key version: `enc_key` (AES-256-GCM-SIV) and `commit_key`
 /// (HMAC-SHA256). Boxed so moves leave no copies; zeroized on drop; `Debug` redacted.
 #[derive(Zeroize, ZeroizeOnDrop)]
-pub struct TenantKeys(Box<[u8; ENC_KEY_LEN + COMMIT_KEY_LEN]>);
+pub struct TenantKeys {
+    enc: Box<[u8; ENC_KEY_LEN]>,
+    commit: Box<[u8; COMMIT_KEY_LEN]>,
+}
 
 impl TenantKeys {
     /// Derives the keys of `tenant`'s `version` (SPEC §3):
@@ -74,32 +77,38 @@ impl TenantKeys {
     pub fn derive(root: &RootKey, salt: &Salt, tenant: &TenantId, version: KeyVersion) -> Self {
         let tenant = tenant.as_str().as_bytes();
         // A TenantId is at most 128 bytes, so the length always fits a u16.
-        let tenant_len = u16::try_from(tenant.len()).unwrap_or(u16::MAX).to_be_bytes();
+        let tenant_len = u16::try_from(tenant.len())
+            .unwrap_or(u16::MAX)
+            .to_be_bytes();
         let version = version.get().to_be_bytes();
-        let mut okm = Box::new([0u8; ENC_KEY_LEN + COMMIT_KEY_LEN]);
-        expand(
-            root.expose(),
-            salt.expose(),
-            &[labels::TENANT_KEY_INFO, &tenant_len, tenant, &version],
-            okm.as_mut_slice(),
-        );
-        Self(okm)
+        let mut okm = Zeroizing::new([0u8; ENC_KEY_LEN + COMMIT_KEY_LEN]);
+        let info: [&[u8]; 4] = [labels::TENANT_KEY_INFO, &tenant_len, tenant, &version];
+        // 64 bytes is far below HKDF's limit: this cannot fail (and zeroes okm if it did).
+        let _ = hkdf_sha256(root.expose(), salt.expose(), &info, okm.as_mut_slice());
+        Self::from_okm(&okm)
+    }
+
+    /// Splits the 64 bytes of HKDF output: `enc_key = okm[0..32]`,
+    /// `commit_key = okm[32..64]`.
+    fn from_okm(okm: &[u8; ENC_KEY_LEN + COMMIT_KEY_LEN]) -> Self {
+        let (enc_bytes, commit_bytes) = okm.split_at(ENC_KEY_LEN);
+        let mut keys = Self {
+            enc: Box::new([0u8; ENC_KEY_LEN]),
+            commit: Box::new([0u8; COMMIT_KEY_LEN]),
+        };
+        keys.enc.copy_from_slice(enc_bytes);
+        keys.commit.copy_from_slice(commit_bytes);
+        keys
     }
 
     /// The AES-256-GCM-SIV key.
-    pub(crate) fn enc_key(&self) -> &[u8] {
-        self.0.get(..ENC_KEY_LEN).unwrap_or_default()
+    pub(crate) fn enc_key(&self) -> &[u8; ENC_KEY_LEN] {
+        &self.enc
     }
 
     /// The HMAC-SHA256 commitment key.
-    pub(crate) fn commit_key(&self) -> &[u8] {
-        self.0.get(ENC_KEY_LEN..).unwrap_or_default()
-    }
-
-    /// Keys from raw bytes, for known-answer tests of the layers above.
-    #[cfg(test)]
-    pub(crate) fn from_okm(okm: [u8; 64]) -> Self {
-        Self(Box::new(okm))
+    pub(crate) fn commit_key(&self) -> &[u8; COMMIT_KEY_LEN] {
+        &self.commit
     }
 }
 
@@ -109,29 +118,24 @@ impl fmt::Debug for TenantKeys {
     }
 }
 
-/// The generic HKDF-SHA256 layer the derivation uses: Extract with `salt`, then Expand
-/// with the concatenation of `info` parts into `okm`. Panics never: `okm` is at most
-/// 255 * 32 bytes for every caller (checked by the tests against RFC 5869 and
-/// Wycheproof through [`hkdf_sha256`]).
-fn expand(ikm: &[u8], salt: &[u8], info: &[&[u8]], okm: &mut [u8]) {
-    let hk = Hkdf::<Sha256>::new(Some(salt), ikm);
-    if hk.expand_multi_info(info, okm).is_err() {
-        // Unreachable for the fixed 64-byte output; never hand out partial output.
-        okm.zeroize();
-    }
-}
-
-/// HKDF-SHA256 (RFC 5869) as the derivation uses it, exposed for the conformance tests.
-/// Returns `None` when `len` exceeds 255 * 32. The output is zeroized on drop.
+/// HKDF-SHA256 (RFC 5869): Extract with `salt` and `ikm`, then Expand with the
+/// concatenation of the `info` parts into `okm`. The one HKDF layer the derivation
+/// uses; RFC 5869 and Wycheproof vectors run through it. On error (`okm` longer than
+/// 255 * 32 bytes) `okm` is zeroed, never partially filled.
 pub fn hkdf_sha256(
     ikm: &[u8],
     salt: &[u8],
-    info: &[u8],
-    len: usize,
-) -> Option<Zeroizing<Vec<u8>>> {
-    let mut okm = Zeroizing::new(vec![0u8; len]);
-    Hkdf::<Sha256>::new(Some(salt), ikm)
-        .expand(info, &mut okm)
-        .ok()?;
-    Some(okm)
+    info: &[&[u8]],
+    okm: &mut [u8],
+) -> Result<(), OutputTooLong> {
+    let hk = Hkdf::<Sha256>::new(Some(salt), ikm);
+    hk.expand_multi_info(info, okm).map_err(|_| {
+        okm.zeroize();
+        OutputTooLong(okm.len())
+    })
 }
+
+/// HKDF-SHA256 cannot produce more than 255 * 32 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("HKDF-SHA256 output of {0} bytes exceeds 8160")]
+pub struct OutputTooLong(pub usize);

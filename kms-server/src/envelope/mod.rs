@@ -14,12 +14,11 @@
 //! commitment check starts, every failure is the one opaque
 //! [`EnvelopeError::Authentication`].
 
+pub mod aead;
 pub mod format;
 pub mod kdf;
 pub mod labels;
 
-use aes_gcm_siv::aead::{AeadInPlace, KeyInit};
-use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
 use hmac::{Hmac, Mac};
 use rand_core::{OsRng, RngCore};
 use secrecy::SecretSlice;
@@ -108,23 +107,19 @@ pub fn seal_with_nonce(
     out.extend_from_slice(&header);
     out.extend_from_slice(&commitment);
     out.extend_from_slice(plaintext);
-    let sealed = out
-        .get_mut(HEADER_LEN + COMMITMENT_LEN..)
-        .ok_or(EnvelopeError::Authentication)
-        .and_then(|body| {
-            cipher(keys)
-                .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, body)
-                .map_err(|_| EnvelopeError::Authentication)
-        });
+    let sealed = match out.get_mut(HEADER_LEN + COMMITMENT_LEN..) {
+        Some(body) => aead::encrypt_in_place(keys.enc_key(), &nonce, &aad, body),
+        None => Err(aead::AeadError),
+    };
     match sealed {
         Ok(tag) => {
             out.extend_from_slice(&tag);
             Ok(out)
         }
-        Err(e) => {
+        Err(aead::AeadError) => {
             // Unreachable within the plaintext limit; never leave plaintext behind.
             out.zeroize();
-            Err(e)
+            Err(EnvelopeError::Authentication)
         }
     }
 }
@@ -200,17 +195,14 @@ pub(crate) fn open_checked(
         return Err(OpenFailure::Commitment);
     }
     let aad = aad(parsed.header_bytes, parsed.commitment, &ctx);
-    let split = parsed.body.len().saturating_sub(TAG_LEN);
-    let (ciphertext, tag) = parsed.body.split_at(split);
+    // `parse` guarantees the body holds at least the tag.
+    let (ciphertext, tag) = parsed
+        .body
+        .split_last_chunk::<TAG_LEN>()
+        .ok_or(OpenFailure::Aead)?;
     let mut buffer = Zeroizing::new(ciphertext.to_vec());
-    // On a tag mismatch aes-gcm-siv re-encrypts the buffer; Zeroizing wipes it anyway.
-    cipher(keys)
-        .decrypt_in_place_detached(
-            Nonce::from_slice(&parsed.header.nonce),
-            &aad,
-            &mut buffer,
-            Tag::from_slice(tag),
-        )
+    // On a tag mismatch the buffer is re-encrypted, and Zeroizing wipes it regardless.
+    aead::decrypt_in_place(keys.enc_key(), &parsed.header.nonce, &aad, &mut buffer, tag)
         .map_err(|_| OpenFailure::Aead)?;
     Ok(Plaintext::from(std::mem::take(&mut *buffer)))
 }
@@ -236,10 +228,6 @@ pub fn canonical_context(
     )
 }
 
-fn cipher(keys: &TenantKeys) -> Aes256GcmSiv {
-    Aes256GcmSiv::new(aes_gcm_siv::Key::<Aes256GcmSiv>::from_slice(keys.enc_key()))
-}
-
 fn commitment(keys: &TenantKeys, header: &[u8; HEADER_LEN], ctx: &[u8]) -> [u8; COMMITMENT_LEN] {
     let mut out = [0u8; COMMITMENT_LEN];
     // HMAC takes keys of any length: this cannot fail for the 32-byte commit key.
@@ -256,8 +244,7 @@ fn commitment(keys: &TenantKeys, header: &[u8; HEADER_LEN], ctx: &[u8]) -> [u8; 
 }
 
 fn aad(header: &[u8; HEADER_LEN], commitment: &[u8; COMMITMENT_LEN], ctx: &[u8]) -> Vec<u8> {
-    let mut aad =
-        Vec::with_capacity(labels::AAD.len() + HEADER_LEN + COMMITMENT_LEN + ctx.len());
+    let mut aad = Vec::with_capacity(labels::AAD.len() + HEADER_LEN + COMMITMENT_LEN + ctx.len());
     aad.extend_from_slice(labels::AAD);
     aad.extend_from_slice(header);
     aad.extend_from_slice(commitment);
