@@ -11,6 +11,14 @@
 //!
 //! and [`files_match_case_definitions`] fails if the definitions and the files drift apart.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
 use std::path::PathBuf;
 
 use kms_server::envelope::{self, EnvelopeError, Salt, TenantKeys};

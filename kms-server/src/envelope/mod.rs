@@ -251,3 +251,150 @@ fn aad(header: &[u8; HEADER_LEN], commitment: &[u8; COMMITMENT_LEN], ctx: &[u8])
     aad.extend_from_slice(ctx);
     aad
 }
+
+#[cfg(test)]
+mod test {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::root::{RootKey, RootKeyId};
+
+    fn tenant(s: &str) -> TenantId {
+        TenantId::new(s).unwrap()
+    }
+
+    fn keys(root: u8, salt: u8, t: &str, v: u32) -> TenantKeys {
+        let root = RootKey::from_bytes(RootKeyId::new("r").unwrap(), [root; 32]);
+        let salt = Salt::from_slice(&[salt; 32]).unwrap();
+        TenantKeys::derive(&root, &salt, &tenant(t), KeyVersion::new(v).unwrap())
+    }
+
+    fn ctx(pairs: &[(&str, &str)]) -> Context {
+        Context::from_caller(pairs.iter().copied()).unwrap()
+    }
+
+    fn sealed() -> Vec<u8> {
+        let k = keys(1, 2, "acme", 1);
+        seal(
+            &k,
+            &tenant("acme"),
+            KeyVersion::FIRST,
+            &ctx(&[("vendor", "shopify")]),
+            b"tok",
+        )
+        .unwrap()
+    }
+
+    fn checked(k: &TenantKeys, t: &str, c: &Context, env: &[u8]) -> Result<Vec<u8>, OpenFailure> {
+        let parsed = parse(env).unwrap();
+        open_checked(k, &tenant(t), c, &parsed).map(|p| p.expose_secret().to_vec())
+    }
+
+    /// A wrong key or context fails at the commitment, before the AEAD is tried; only a
+    /// body that passes the commitment reaches the AEAD.
+    #[test]
+    fn commitment_fails_before_the_aead() {
+        let env = sealed();
+        let shopify = ctx(&[("vendor", "shopify")]);
+        assert_eq!(
+            checked(&keys(1, 2, "acme", 1), "acme", &shopify, &env).unwrap(),
+            b"tok"
+        );
+        // Another version's keys, same tenant, same header.
+        let other_version = keys(1, 2, "acme", 2);
+        assert_eq!(
+            checked(&other_version, "acme", &shopify, &env),
+            Err(OpenFailure::Commitment)
+        );
+        // Another salt's keys.
+        assert_eq!(
+            checked(&keys(1, 3, "acme", 1), "acme", &shopify, &env),
+            Err(OpenFailure::Commitment)
+        );
+        // Another root key.
+        assert_eq!(
+            checked(&keys(9, 2, "acme", 1), "acme", &shopify, &env),
+            Err(OpenFailure::Commitment)
+        );
+        // A different context.
+        assert_eq!(
+            checked(
+                &keys(1, 2, "acme", 1),
+                "acme",
+                &ctx(&[("vendor", "amazon")]),
+                &env
+            ),
+            Err(OpenFailure::Commitment)
+        );
+        assert_eq!(
+            checked(&keys(1, 2, "acme", 1), "acme", &Context::empty(), &env),
+            Err(OpenFailure::Commitment)
+        );
+        // A flipped body bit passes the commitment and fails in the AEAD.
+        let mut tampered = env.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            checked(&keys(1, 2, "acme", 1), "acme", &shopify, &tampered),
+            Err(OpenFailure::Aead)
+        );
+        // Both are one opaque error to callers.
+        let parsed = parse(&tampered).unwrap();
+        assert_eq!(
+            open_parsed(&keys(1, 2, "acme", 1), &tenant("acme"), &shopify, &parsed).map(|_| ()),
+            Err(EnvelopeError::Authentication)
+        );
+        let parsed = parse(&env).unwrap();
+        assert_eq!(
+            open_parsed(&other_version, &tenant("acme"), &shopify, &parsed).map(|_| ()),
+            Err(EnvelopeError::Authentication)
+        );
+    }
+
+    #[test]
+    fn size_limits_are_checked_before_crypto() {
+        let k = keys(1, 2, "acme", 1);
+        let t = tenant("acme");
+        let c = Context::empty();
+        assert_eq!(
+            seal(&k, &t, KeyVersion::FIRST, &c, b""),
+            Err(EnvelopeError::PlaintextLength { len: 0 })
+        );
+        let big = vec![0u8; MAX_PLAINTEXT_LEN + 1];
+        assert_eq!(
+            seal(&k, &t, KeyVersion::FIRST, &c, &big),
+            Err(EnvelopeError::PlaintextLength { len: big.len() })
+        );
+        assert!(seal(&k, &t, KeyVersion::FIRST, &c, &big[1..]).is_ok());
+        let huge = vec![1u8; MAX_CIPHERTEXT_LEN + 1];
+        assert_eq!(
+            open(&k, &t, &c, &huge).map(|_| ()),
+            Err(EnvelopeError::CiphertextTooLong { len: huge.len() })
+        );
+    }
+
+    #[test]
+    fn debug_of_key_material_is_redacted() {
+        let root = RootKey::from_bytes(RootKeyId::new("prod-1").unwrap(), [0xab; 32]);
+        let salt = Salt::from_slice(&[0xcd; 32]).unwrap();
+        let k = TenantKeys::derive(&root, &salt, &tenant("acme"), KeyVersion::FIRST);
+        let plaintext: Plaintext = vec![0xef; 8].into();
+        for (dbg, name) in [
+            (format!("{root:?}"), "RootKey"),
+            (format!("{salt:?}"), "Salt"),
+            (format!("{k:?}"), "TenantKeys"),
+            (format!("{plaintext:?}"), "SecretBox"),
+        ] {
+            assert!(dbg.contains(name), "{dbg}");
+            for needle in ["ab", "AB", "171", "cd", "205", "ef", "239"] {
+                assert!(!dbg.to_lowercase().contains(needle), "{dbg} leaks {needle}");
+            }
+        }
+        assert_eq!(
+            format!("{root:?}"),
+            r#"RootKey { id: RootKeyId("prod-1"), .. }"#
+        );
+        assert_eq!(format!("{k:?}"), "TenantKeys { .. }");
+        assert_eq!(format!("{salt:?}"), "Salt { .. }");
+        assert_eq!(format!("{plaintext:?}"), "SecretBox<[u8]>([REDACTED])");
+    }
+}
