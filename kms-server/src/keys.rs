@@ -272,7 +272,10 @@ mod test {
             Context::from_caller([("k".repeat(65), "")]),
             Err(InvalidInput::ContextKey)
         );
-        assert_eq!(Context::from_caller([("", "")]), Err(InvalidInput::ContextKey));
+        assert_eq!(
+            Context::from_caller([("", "")]),
+            Err(InvalidInput::ContextKey)
+        );
         assert_eq!(
             Context::from_caller([("vendor name", "")]),
             Err(InvalidInput::ContextKey)

@@ -256,8 +256,7 @@ fn commitment(keys: &TenantKeys, header: &[u8; HEADER_LEN], ctx: &[u8]) -> [u8; 
 }
 
 fn aad(header: &[u8; HEADER_LEN], commitment: &[u8; COMMITMENT_LEN], ctx: &[u8]) -> Vec<u8> {
-    let mut aad =
-        Vec::with_capacity(labels::AAD.len() + HEADER_LEN + COMMITMENT_LEN + ctx.len());
+    let mut aad = Vec::with_capacity(labels::AAD.len() + HEADER_LEN + COMMITMENT_LEN + ctx.len());
     aad.extend_from_slice(labels::AAD);
     aad.extend_from_slice(header);
     aad.extend_from_slice(commitment);

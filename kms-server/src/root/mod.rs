@@ -189,7 +189,9 @@ pub enum RootKeyError {
         reason: &'static str,
     },
     /// A key file is readable or writable by group or others.
-    #[error("root key file {path} has mode {mode:o}; group and other permission bits must be clear (chmod 0600 or 0400)")]
+    #[error(
+        "root key file {path} has mode {mode:o}; group and other permission bits must be clear (chmod 0600 or 0400)"
+    )]
     Permissions {
         /// The file.
         path: PathBuf,
