@@ -18,7 +18,9 @@
 //!         ─▶ envelope::open_parsed (commitment, then AEAD) ─▶ plaintext (zeroizing)
 //! ```
 
+pub mod audit;
 pub mod envelope;
 pub mod keys;
 pub mod limits;
 pub mod root;
+pub mod store;

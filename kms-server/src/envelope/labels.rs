@@ -11,3 +11,7 @@ pub const COMMITMENT: &[u8] = b"hygo-kms/v1/commit";
 pub const AAD: &[u8] = b"hygo-kms/v1/aad";
 /// Message of the root key check value.
 pub const ROOT_KEY_CHECK: &[u8] = b"hygo-kms/v1/root-key-check";
+/// HKDF-Expand info of the audit MAC key derived from a root key (SPEC §8).
+pub const AUDIT_MAC_KEY_INFO: &[u8] = b"hygo-kms/v1/audit-mac";
+/// Prefix of the hash of an audit event (SPEC §8).
+pub const AUDIT_EVENT: &[u8] = b"hygo-kms/v1/audit-event";
