@@ -689,3 +689,16 @@ pub(crate) fn missing_root_keys(refs: Vec<(String, String)>) -> Result<(), Store
         Some((id, tenants)) => Err(StoreError::RootKeyMissing { id, tenants }),
     }
 }
+
+/// Secrets may be written under an active or decrypt-only version only.
+pub(crate) fn writable_state(state: Option<String>) -> Result<(), StoreError> {
+    match state.as_deref().and_then(KeyState::parse) {
+        None => Err(StoreError::NotFound {
+            what: "key version",
+        }),
+        Some(KeyState::Active | KeyState::DecryptOnly) => Ok(()),
+        Some(_) => Err(StoreError::Refused {
+            reason: "secrets cannot be written under a disabled or destroyed version",
+        }),
+    }
+}

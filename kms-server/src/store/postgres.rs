@@ -12,6 +12,7 @@ use sqlx::{ConnectOptions, Transaction};
 use subtle::ConstantTimeEq;
 
 use super::sql::{self, AuditRow, MetaRow, SecretRow, TenantRow, VersionRow};
+use super::writable_state;
 use super::{
     ACQUIRE_TIMEOUT, KeyState, KeyVersionRecord, NewSecret, SecretMeta, SecretRecord, ShredReport,
     Store, StoreError, TenantRecord, TenantSummary, check_transition, labels_to_db, map_err,
@@ -257,19 +258,6 @@ impl PgStore {
         .await
         .map_err(map_err)?;
         writable_state(row.map(|(s,)| s))
-    }
-}
-
-/// Secrets may be written under an active or decrypt-only version only.
-pub(super) fn writable_state(state: Option<String>) -> Result<(), StoreError> {
-    match state.as_deref().and_then(KeyState::parse) {
-        None => Err(StoreError::NotFound {
-            what: "key version",
-        }),
-        Some(KeyState::Active | KeyState::DecryptOnly) => Ok(()),
-        Some(_) => Err(StoreError::Refused {
-            reason: "secrets cannot be written under a disabled or destroyed version",
-        }),
     }
 }
 
