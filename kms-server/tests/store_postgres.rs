@@ -109,6 +109,17 @@ async fn pg_concurrent_rotations_serialise() {
     db.drop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_concurrent_audit_appends_and_puts_serialise() {
+    let db = PgTestDb::new().await;
+    let store = db.runtime_store(8).await;
+    let shared: Arc<dyn Store> = Arc::new(store.clone());
+    suite::concurrent_audit_appends(shared.clone()).await;
+    suite::concurrent_create_only_puts(shared).await;
+    store.pool().close().await;
+    db.drop().await;
+}
+
 /// With the tenant set to A, queries without `WHERE tenant_id` see only A's rows, and
 /// rows of B can be neither inserted nor updated.
 #[tokio::test]
