@@ -384,6 +384,32 @@ async fn pg_runtime_role_cannot_bypass_rls() {
     db.drop().await;
 }
 
+/// The `kms-server migrate` subcommand, with the URL from `HYGO_KMS_DATABASE_URL`.
+#[tokio::test]
+async fn pg_migrate_subcommand_migrates_and_grants() {
+    let db = PgTestDb::empty().await;
+    let run = |role: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kms-server"))
+            .args(["migrate", "--runtime-role", role])
+            .env("HYGO_KMS_DATABASE_URL", db.url(OWNER_ROLE))
+            .output()
+            .unwrap()
+    };
+    let out = run(RUNTIME_ROLE);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(RUNTIME_ROLE);
+    assert!(out.status.success(), "re-running is safe");
+    let out = run("postgres");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOBYPASSRLS"));
+    db.runtime_store(1).await.pool().close().await;
+    db.drop().await;
+}
+
 /// `kms-server migrate` refuses a runtime role that could bypass RLS.
 #[tokio::test]
 async fn pg_migrate_refuses_unsafe_runtime_roles() {

@@ -425,7 +425,6 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Rewrap's compare-and-swap: replaces the envelope only if it is still
     /// `old_envelope`, bumping the revision. `false` if the secret changed or vanished
     /// meanwhile (a concurrent put is never overwritten).
-    #[allow(clippy::too_many_arguments, reason = "one flat CAS call")]
     async fn replace_secret_envelope(
         &self,
         tenant: &TenantId,
