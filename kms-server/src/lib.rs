@@ -8,6 +8,10 @@
 //! - [`root`]: root keys, their namespaces (key directory, environment) and check values.
 //! - [`envelope`]: tenant key derivation ([`envelope::kdf`]), the byte format
 //!   ([`envelope::format`]) and seal/open of key-committing AES-256-GCM-SIV envelopes.
+//! - [`store`]: the [`store::Store`] trait (tenants, key versions, stored secrets, audit
+//!   events, root key check values) with PostgreSQL (forced row-level security, runtime
+//!   role) and embedded SQLite implementations; migrations in `schema/`.
+//! - [`audit`]: hash-chained, MACed audit events and chain verification.
 //!
 //! # Flow of an unwrap
 //!

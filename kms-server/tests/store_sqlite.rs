@@ -25,6 +25,15 @@ async fn sqlite_concurrent_rotations_serialise() {
     db.drop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_concurrent_audit_appends_and_puts_serialise() {
+    let db = SqliteTestDb::new().await;
+    let store: Arc<dyn Store> = Arc::new(db.store.clone());
+    suite::concurrent_audit_appends(store.clone()).await;
+    suite::concurrent_create_only_puts(store).await;
+    db.drop().await;
+}
+
 #[tokio::test]
 async fn sqlite_runs_with_secure_delete_wal_and_foreign_keys() {
     let db = SqliteTestDb::new().await;

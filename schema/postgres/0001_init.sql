@@ -18,7 +18,8 @@ CREATE TABLE root_key_checks (
 -- One row per tenant that ever had keys. A shredded tenant keeps its row (and its
 -- destroyed versions) so that version numbers continue after re-provisioning.
 CREATE TABLE tenants (
-    tenant_id           TEXT COLLATE "C" PRIMARY KEY CHECK (tenant_id <> ''),
+    tenant_id           TEXT COLLATE "C" PRIMARY KEY
+                        CHECK (tenant_id ~ '^[A-Za-z0-9._:-]{1,128}$'),
     min_decrypt_version BIGINT NOT NULL DEFAULT 1
                         CHECK (min_decrypt_version BETWEEN 1 AND 4294967295),
     destroy_after       BIGINT,
@@ -69,7 +70,8 @@ CREATE INDEX secrets_by_version ON secrets (tenant_id, key_version);
 -- chain id) and one for events without a tenant (`#global`, never a valid tenant id).
 -- Append-only: the runtime role may only SELECT and INSERT.
 CREATE TABLE audit_events (
-    tenant_id       TEXT COLLATE "C" NOT NULL CHECK (tenant_id <> ''),
+    tenant_id       TEXT COLLATE "C" NOT NULL
+                    CHECK (tenant_id = '#global' OR tenant_id ~ '^[A-Za-z0-9._:-]{1,128}$'),
     seq             BIGINT NOT NULL CHECK (seq >= 1),
     at              BIGINT NOT NULL,
     actor           TEXT   NOT NULL,

@@ -11,7 +11,8 @@ CREATE TABLE root_key_checks (
 ) STRICT;
 
 CREATE TABLE tenants (
-    tenant_id           TEXT PRIMARY KEY NOT NULL CHECK (tenant_id <> ''),
+    tenant_id           TEXT PRIMARY KEY NOT NULL
+                        CHECK (length(tenant_id) BETWEEN 1 AND 128),
     min_decrypt_version INTEGER NOT NULL DEFAULT 1
                         CHECK (min_decrypt_version BETWEEN 1 AND 4294967295),
     destroy_after       INTEGER,

@@ -425,7 +425,6 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Rewrap's compare-and-swap: replaces the envelope only if it is still
     /// `old_envelope`, bumping the revision. `false` if the secret changed or vanished
     /// meanwhile (a concurrent put is never overwritten).
-    #[allow(clippy::too_many_arguments, reason = "one flat CAS call")]
     async fn replace_secret_envelope(
         &self,
         tenant: &TenantId,
@@ -687,5 +686,18 @@ pub(crate) fn missing_root_keys(refs: Vec<(String, String)>) -> Result<(), Store
     match by_key.into_iter().next() {
         None => Ok(()),
         Some((id, tenants)) => Err(StoreError::RootKeyMissing { id, tenants }),
+    }
+}
+
+/// Secrets may be written under an active or decrypt-only version only.
+pub(crate) fn writable_state(state: Option<String>) -> Result<(), StoreError> {
+    match state.as_deref().and_then(KeyState::parse) {
+        None => Err(StoreError::NotFound {
+            what: "key version",
+        }),
+        Some(KeyState::Active | KeyState::DecryptOnly) => Ok(()),
+        Some(_) => Err(StoreError::Refused {
+            reason: "secrets cannot be written under a disabled or destroyed version",
+        }),
     }
 }

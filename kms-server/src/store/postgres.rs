@@ -12,6 +12,7 @@ use sqlx::{ConnectOptions, Transaction};
 use subtle::ConstantTimeEq;
 
 use super::sql::{self, AuditRow, MetaRow, SecretRow, TenantRow, VersionRow};
+use super::writable_state;
 use super::{
     ACQUIRE_TIMEOUT, KeyState, KeyVersionRecord, NewSecret, SecretMeta, SecretRecord, ShredReport,
     Store, StoreError, TenantRecord, TenantSummary, check_transition, labels_to_db, map_err,
@@ -27,6 +28,11 @@ pub static PG_MIGRATOR: Migrator = sqlx::migrate!("../schema/postgres");
 
 /// Default pool size.
 const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+/// Server-side bounds for the runtime role's sessions: no statement (or lock wait) runs
+/// longer than this, so a call cannot hang on a stuck lock.
+const STATEMENT_TIMEOUT: &str = "10s";
+/// A transaction left idle (e.g. by a stalled client) is ended by the server.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "30s";
 
 /// What `kms-server migrate` grants the runtime role, `{role}` standing for its quoted
 /// name: exactly what the store needs, and nothing that could bypass row-level security
@@ -55,6 +61,17 @@ fn parse_url(url: &str) -> Result<PgConnectOptions, StoreError> {
         .map_err(|_| StoreError::Config {
             reason: "invalid PostgreSQL URL",
         })
+}
+
+/// Connect options of the runtime store: the URL plus the session time bounds.
+fn runtime_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    Ok(parse_url(url)?.options([
+        ("statement_timeout", STATEMENT_TIMEOUT),
+        (
+            "idle_in_transaction_session_timeout",
+            IDLE_IN_TRANSACTION_TIMEOUT,
+        ),
+    ]))
 }
 
 fn pool_options(max_connections: u32) -> PgPoolOptions {
@@ -186,7 +203,7 @@ impl PgStore {
     /// [`PgStore::connect`] with a pool of at most `max_connections`.
     pub async fn connect_with(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let pool = pool_options(max_connections.max(1))
-            .connect_with(parse_url(url)?)
+            .connect_with(runtime_options(url)?)
             .await
             .map_err(map_err)?;
         let store = Self { pool };
@@ -197,7 +214,7 @@ impl PgStore {
     /// A store that connects on first use (no schema check): calls fail with
     /// [`StoreError::Unavailable`] while the database cannot be reached.
     pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let pool = pool_options(max_connections.max(1)).connect_lazy_with(parse_url(url)?);
+        let pool = pool_options(max_connections.max(1)).connect_lazy_with(runtime_options(url)?);
         Ok(Self { pool })
     }
 
@@ -257,19 +274,6 @@ impl PgStore {
         .await
         .map_err(map_err)?;
         writable_state(row.map(|(s,)| s))
-    }
-}
-
-/// Secrets may be written under an active or decrypt-only version only.
-pub(super) fn writable_state(state: Option<String>) -> Result<(), StoreError> {
-    match state.as_deref().and_then(KeyState::parse) {
-        None => Err(StoreError::NotFound {
-            what: "key version",
-        }),
-        Some(KeyState::Active | KeyState::DecryptOnly) => Ok(()),
-        Some(_) => Err(StoreError::Refused {
-            reason: "secrets cannot be written under a disabled or destroyed version",
-        }),
     }
 }
 

@@ -19,8 +19,8 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 use subtle::ConstantTimeEq;
 
-use super::postgres::writable_state;
 use super::sql::{self, AuditRow, MetaRow, SecretRow, TenantRow, VersionRow};
+use super::writable_state;
 use super::{
     ACQUIRE_TIMEOUT, KeyState, KeyVersionRecord, NewSecret, SecretMeta, SecretRecord, ShredReport,
     Store, StoreError, TenantRecord, TenantSummary, check_transition, labels_to_db, map_err,

@@ -641,3 +641,68 @@ pub async fn concurrent_rotations(store: Arc<dyn Store>) {
     assert_eq!(active, [24]);
     assert_eq!(store.primary_version(&tenant).await.unwrap(), Some(v(24)));
 }
+
+/// Concurrent appends to one audit chain: seq 1..=24 with no gap, and the chain verifies.
+pub async fn concurrent_audit_appends(store: Arc<dyn Store>) {
+    let ring = Arc::new(super::ring("audit-root"));
+    let chain = AuditChain::Tenant(t("concurrent-audit"));
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, ring, chain) = (store.clone(), ring.clone(), chain.clone());
+            tokio::spawn(async move {
+                let key = AuditKey::derive(ring.primary());
+                for j in 0..3 {
+                    let event = NewAuditEvent {
+                        chain: chain.clone(),
+                        actor: format!("task-{i}"),
+                        action: "rotate".into(),
+                        key_version: None,
+                        outcome: "ok".into(),
+                        request_id: format!("{i}-{j}"),
+                        detail: String::new(),
+                    };
+                    store.append_audit(&event, &key).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let events = store.list_audit(&chain, 0, 100).await.unwrap();
+    assert_eq!(events.len(), 24);
+    assert_eq!(
+        verify_chain(&chain, &events, &ring).unwrap().unwrap().seq,
+        24
+    );
+}
+
+/// Concurrent create-only puts of one secret: exactly one wins.
+pub async fn concurrent_create_only_puts(store: Arc<dyn Store>) {
+    let tenant = t("concurrent-put");
+    let root = RootKeyId::new("root-1").unwrap();
+    store
+        .create_key_version(&tenant, &root, &Salt::generate())
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8u8)
+        .map(|i| {
+            let (store, tenant) = (store.clone(), tenant.clone());
+            tokio::spawn(async move {
+                put(&*store, &tenant, "shopify", "token", 1, &[i], Some(0)).await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(1) => won += 1,
+            Err(StoreError::RevisionMismatch {
+                expected: 0,
+                found: Some(1),
+            }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+}
