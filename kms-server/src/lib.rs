@@ -8,6 +8,8 @@
 //! - [`root`]: root keys, their namespaces (key directory, environment) and check values.
 //! - [`envelope`]: tenant key derivation ([`envelope::kdf`]), the byte format
 //!   ([`envelope::format`]) and seal/open of key-committing AES-256-GCM-SIV envelopes.
+//! - [`auth`]: service credentials and policy ([`auth::service`]), admin JWTs verified
+//!   against a JWKS ([`auth::admin`]), and the dev identity provider ([`auth::dev_idp`]).
 //!
 //! # Flow of an unwrap
 //!
@@ -18,6 +20,7 @@
 //!         ─▶ envelope::open_parsed (commitment, then AEAD) ─▶ plaintext (zeroizing)
 //! ```
 
+pub mod auth;
 pub mod envelope;
 pub mod keys;
 pub mod limits;
