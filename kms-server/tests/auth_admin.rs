@@ -85,6 +85,22 @@ fn ec_key(kid: &str) -> Key {
     }
 }
 
+/// The committed test-only RSA key (ring cannot generate RSA keys).
+fn rsa_key(kid: &str) -> Key {
+    let hex = include_str!("vectors/rsa2048_pkcs1_test_only.hex").trim();
+    let der = base16ct::lower::decode_vec(hex).unwrap();
+    let pair = ring::signature::RsaKeyPair::from_der(&der).unwrap();
+    let ring::rsa::PublicKeyComponents { n, e } =
+        ring::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public());
+    Key {
+        kid: kid.into(),
+        alg: Algorithm::RS256,
+        encoding: EncodingKey::from_rsa_der(&der),
+        jwk: json!({"kty": "RSA", "kid": kid, "alg": "RS256", "n": b64(&n), "e": b64(&e)}),
+        public_raw: n,
+    }
+}
+
 fn write_jwks(path: &Path, keys: &[&Key]) {
     let doc = json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()});
     // Replace atomically, as an operator (or a secret volume) would.
@@ -545,4 +561,44 @@ fn jwks_keys_are_filtered_by_type_curve_and_alg() {
         AdminVerifier::new(AdminAuthConfig::new(&f.jwks, ISS, AUD, ROLE_CLAIM, ROLE)),
         Err(AuthError::Config { .. })
     ));
+}
+
+#[test]
+fn rs256_token_is_accepted_and_bound_to_its_key_type() {
+    let dir = TempDir::new("rsa");
+    let path = dir.0.join("jwks.json");
+    let (rsa, ec) = (rsa_key("rsa-1"), ec_key("ec-1"));
+    write_jwks(&path, &[&rsa, &ec]);
+    let f = Fixture {
+        verifier: AdminVerifier::new(AdminAuthConfig::new(&path, ISS, AUD, ROLE_CLAIM, ROLE))
+            .unwrap(),
+        jwks: path,
+        ed: ed_key("unused"),
+        ec,
+        _dir: dir,
+    };
+    assert_eq!(
+        f.verifier.verify(&sign(&rsa, &claims())).unwrap().sub,
+        "alice@hygo"
+    );
+    // The RSA key's kid under ES256 / EdDSA, signed by an EC key.
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("rsa-1".into());
+    let token = jsonwebtoken::encode(&header, &claims(), &f.ec.encoding).unwrap();
+    assert_unauthenticated(&f, &token, "ES256 on RSA key");
+    // RS256 signed with the RSA key but naming the EC key's kid.
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("ec-1".into());
+    let token = jsonwebtoken::encode(&header, &claims(), &rsa.encoding).unwrap();
+    assert_unauthenticated(&f, &token, "RS256 on EC key");
+    // HS256 keyed with the RSA modulus.
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("rsa-1".into());
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims(),
+        &EncodingKey::from_secret(&rsa.public_raw),
+    )
+    .unwrap();
+    assert_unauthenticated(&f, &token, "HS256 keyed with the modulus");
 }
