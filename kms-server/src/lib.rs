@@ -12,6 +12,8 @@
 //!   events, root key check values) with PostgreSQL (forced row-level security, runtime
 //!   role) and embedded SQLite implementations; migrations in `schema/`.
 //! - [`audit`]: hash-chained, MACed audit events and chain verification.
+//! - [`auth`]: service credentials and policy ([`auth::service`]), admin JWTs verified
+//!   against a JWKS ([`auth::admin`]), and the dev identity provider ([`auth::dev_idp`]).
 //!
 //! # Flow of an unwrap
 //!
@@ -23,6 +25,7 @@
 //! ```
 
 pub mod audit;
+pub mod auth;
 pub mod envelope;
 pub mod keys;
 pub mod limits;
