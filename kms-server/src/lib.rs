@@ -24,10 +24,17 @@
 //!         ─▶ envelope::open_parsed (commitment, then AEAD) ─▶ plaintext (zeroizing)
 //! ```
 
+pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod config;
+pub mod dev;
 pub mod envelope;
+pub mod error;
+pub mod keyring;
 pub mod keys;
 pub mod limits;
 pub mod root;
+pub mod server;
+pub mod service;
 pub mod store;

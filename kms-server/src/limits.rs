@@ -28,3 +28,8 @@ pub const MAX_ROOT_KEY_ID_LEN: usize = 32;
 pub(crate) fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
 }
+
+/// Most items in one batch call (SPEC §4).
+pub const MAX_BATCH_ITEMS: usize = 1000;
+/// Largest request message, in bytes (SPEC §4); server and client both use it.
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use kms_server::config::{Config, LogFormat};
 use kms_server::root::{RootKey, RootKeyId, write_new_key_file};
 use kms_server::store::migrate_postgres;
 
@@ -11,12 +12,28 @@ use kms_server::store::migrate_postgres;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Development mode: SQLite, generated root key, dev credential and dev identity
+    /// provider under --dev-dir, loopback only. Never for production.
+    #[arg(long)]
+    dev: bool,
+    /// The dev mode directory (kept across restarts).
+    #[arg(long, default_value = ".kms-dev")]
+    dev_dir: PathBuf,
+    /// Dev mode listen address (loopback).
+    #[arg(long, default_value = "127.0.0.1:7650")]
+    dev_listen: std::net::SocketAddr,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve the KMS with a configuration file (docs/CONFIG.md).
+    Serve {
+        /// The TOML configuration file.
+        #[arg(long, env = "HYGO_KMS_CONFIG")]
+        config: PathBuf,
+    },
     /// Root key namespace tools.
     #[command(subcommand)]
     RootKey(RootKeyCommand),
@@ -70,9 +87,117 @@ fn migrate(database_url: &str, runtime_role: &str) -> ExitCode {
     }
 }
 
+/// Waits for SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("shutdown requested: finishing in-flight calls");
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn serve(config: Config, dev_dir: Option<PathBuf>) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let app = kms_server::server::build(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(dir) = dev_dir {
+        kms_server::dev::write_endpoint(&dir, addr).map_err(|e| e.to_string())?;
+        let d = dir.display();
+        eprintln!(
+            "\n\
+             ******************************************************************\n\
+             *  HYGO KMS DEV MODE: generated keys, no TLS, NOT FOR PRODUCTION  *\n\
+             ******************************************************************\n\
+             listening on      http://{addr}\n\
+             data directory    {d}\n\
+             service credential {d}/service-credential (mode 0600)\n\
+             try:\n\
+             \x20 echo -n shpat_secret | kms-cli --dev {d} wrap --tenant acme --context vendor=shopify > ct.b64\n\
+             \x20 kms-cli --dev {d} unwrap --tenant acme --context vendor=shopify --in ct.b64\n\
+             \x20 kms-cli --dev {d} tenant-info --tenant acme\n"
+        );
+    }
+    tracing::info!(%addr, "kms-server listening");
+    kms_server::server::serve(app, listener, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn run_async(f: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    if cli.dev {
+        if !cli.dev_listen.ip().is_loopback() {
+            eprintln!("error: dev mode listens on loopback only");
+            return ExitCode::from(2);
+        }
+        init_tracing(LogFormat::Text);
+        return match kms_server::dev::prepare(&cli.dev_dir, cli.dev_listen) {
+            Ok(config) => run_async(serve(config, Some(cli.dev_dir))),
+            Err(e) => {
+                eprintln!("error: dev mode: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let Some(command) = cli.command else {
+        eprintln!("error: give a subcommand (serve, migrate, root-key) or --dev; see --help");
+        return ExitCode::from(2);
+    };
+    match command {
+        Command::Serve { config } => match Config::load(&config) {
+            Ok(config) => {
+                init_tracing(config.log_format);
+                run_async(serve(config, None))
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Migrate {
             database_url,
             runtime_role,
