@@ -337,6 +337,17 @@ mod test {
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let text = include_str!("../config.example.toml");
+        let mut c = Config::parse(text).unwrap();
+        // The example's JWKS path does not exist here; everything else validates.
+        c.admin = None;
+        c.validate().unwrap();
+        assert_eq!(c.services.len(), 2);
+        assert!(!url_has_password(c.database.url.as_deref().unwrap()));
+    }
+
+    #[test]
     fn passwords_in_urls_are_detected() {
         assert!(url_has_password("postgres://kms:secret@db/kms"));
         assert!(!url_has_password("postgres://kms@db/kms"));
