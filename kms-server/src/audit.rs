@@ -24,12 +24,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::envelope::kdf::hkdf_sha256;
 use crate::envelope::labels;
 use crate::keys::{KeyVersion, TenantId};
 use crate::root::{RootKey, RootKeyId, RootKeyRing};
@@ -87,14 +87,13 @@ impl AuditKey {
     /// `HKDF-SHA256(salt = "", IKM = root_key, info = "hygo-kms/v1/audit-mac", L = 32)`.
     pub fn derive(root: &RootKey) -> Self {
         let mut key = Box::new([0u8; HASH_LEN]);
-        let hk = Hkdf::<Sha256>::new(Some(&[]), root.expose());
-        if hk
-            .expand(labels::AUDIT_MAC_KEY_INFO, key.as_mut_slice())
-            .is_err()
-        {
-            // Unreachable for a 32-byte output; never use a partial key.
-            key.zeroize();
-        }
+        // 32 bytes is far below HKDF's limit; on error the key is zeroed, never partial.
+        let _ = hkdf_sha256(
+            root.expose(),
+            &[],
+            &[labels::AUDIT_MAC_KEY_INFO],
+            key.as_mut_slice(),
+        );
         Self {
             root_key_id: root.id().clone(),
             key,
