@@ -88,6 +88,15 @@ impl TenantEntry {
         })
     }
 
+    /// True when `version` is newer than every version this entry knows: another
+    /// replica may have rotated, so the entry should be reloaded before refusing.
+    pub fn is_newer_than_known(&self, version: u32) -> bool {
+        self.versions
+            .keys()
+            .next_back()
+            .is_none_or(|latest| version > latest.get())
+    }
+
     /// The keys of `version` for opening, after the state checks of SPEC §3.
     pub fn decryption_keys(&self, version: u32) -> Result<Arc<TenantKeys>, KmsError> {
         self.check_not_pending()?;

@@ -244,7 +244,12 @@ impl Kms {
                 .await;
             return Err(e.into());
         }
-        let entry = self.entry(tenant).await?;
+        let mut entry = self.entry(tenant).await?;
+        if entry.is_newer_than_known(parsed.header.version) {
+            // Another replica may have rotated since this entry was cached.
+            self.keyring.invalidate(tenant);
+            entry = self.entry(tenant).await?;
+        }
         let keys = entry.decryption_keys(parsed.header.version)?;
         let opened = envelope::open_parsed(&keys, tenant, context, &parsed);
         if opened.is_err() {

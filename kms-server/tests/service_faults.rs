@@ -219,3 +219,51 @@ async fn start_up_refuses_a_swapped_root_key() {
     assert!(err.to_string().contains("prod"));
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[tokio::test]
+async fn a_stale_cache_loads_a_version_another_replica_created() {
+    // Two replicas on one store and one root key namespace, each with its own cache.
+    let dir = std::env::temp_dir().join(format!("kms-svc-{}", common::random_hex(8)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("kms.db")).await.unwrap());
+    let key = RootKey::generate(RootKeyId::new("r1").unwrap());
+    let copy = RootKey::from_hex(
+        RootKeyId::new("r1").unwrap(),
+        key.to_hex().as_bytes(),
+        "test",
+    )
+    .unwrap();
+    let ring = |k| Arc::new(RootKeyRing::new(vec![k], None).unwrap());
+    let a = Kms::new(store.clone(), ring(key), CacheConfig::default(), true);
+    let b = Kms::new(store.clone(), ring(copy), CacheConfig::default(), true);
+    let ctx = Context::empty();
+    let (v1, _) = b.wrap(&t("acme"), &ctx, b"v1").await.unwrap(); // B caches acme at v1
+    a.rotate_tenant_key(&caller(), &t("acme")).await.unwrap();
+    let (v2, version) = a.wrap(&t("acme"), &ctx, b"v2").await.unwrap();
+    assert_eq!(version.get(), 2);
+    // B has never seen v2: it reloads instead of refusing, and never fails open.
+    let (pt, v) = b.unwrap(&caller(), &t("acme"), &ctx, &v2).await.unwrap();
+    assert_eq!(
+        (secrecy::ExposeSecret::expose_secret(&pt), v.get()),
+        (&b"v2"[..], 2)
+    );
+    b.unwrap(&caller(), &t("acme"), &ctx, &v1).await.unwrap();
+    // A version that exists nowhere is still refused after the reload.
+    let mut v9 = v2.clone();
+    v9[5] = 9;
+    let err = b
+        .unwrap(&caller(), &t("acme"), &ctx, &v9)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            KmsError::FailedPrecondition {
+                reason: "KEY_VERSION_UNKNOWN",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
