@@ -18,6 +18,9 @@ use crate::keys::{KeyVersion, TenantId};
 use crate::root::RootKeyRing;
 use crate::store::{KeyState, Store, StoreError};
 
+/// Least time between two reloads of one tenant caused by an unknown newer version.
+pub const MIN_RELOAD_INTERVAL: Duration = Duration::from_millis(250);
+
 /// Cache settings.
 #[derive(Debug, Clone, Copy)]
 pub struct CacheConfig {
@@ -88,13 +91,17 @@ impl TenantEntry {
         })
     }
 
-    /// True when `version` is newer than every version this entry knows: another
-    /// replica may have rotated, so the entry should be reloaded before refusing.
+    /// True when `version` is newer than every version this entry knows and the entry
+    /// is older than [`MIN_RELOAD_INTERVAL`]: another replica may have rotated, so the
+    /// entry should be reloaded before refusing. (The floor keeps a flood of envelopes
+    /// with made-up versions from turning every call into a database read.)
     pub fn is_newer_than_known(&self, version: u32) -> bool {
-        self.versions
-            .keys()
-            .next_back()
-            .is_none_or(|latest| version > latest.get())
+        self.refreshed_at.elapsed() >= MIN_RELOAD_INTERVAL
+            && self
+                .versions
+                .keys()
+                .next_back()
+                .is_none_or(|latest| version > latest.get())
     }
 
     /// The keys of `version` for opening, after the state checks of SPEC §3.

@@ -239,6 +239,7 @@ async fn a_stale_cache_loads_a_version_another_replica_created() {
     let ctx = Context::empty();
     let (v1, _) = b.wrap(&t("acme"), &ctx, b"v1").await.unwrap(); // B caches acme at v1
     a.rotate_tenant_key(&caller(), &t("acme")).await.unwrap();
+    tokio::time::sleep(kms_server::keyring::MIN_RELOAD_INTERVAL).await;
     let (v2, version) = a.wrap(&t("acme"), &ctx, b"v2").await.unwrap();
     assert_eq!(version.get(), 2);
     // B has never seen v2: it reloads instead of refusing, and never fails open.
