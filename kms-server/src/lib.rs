@@ -31,6 +31,7 @@ pub mod config;
 pub mod dev;
 pub mod envelope;
 pub mod error;
+pub mod hardening;
 pub mod keyring;
 pub mod keys;
 pub mod limits;

@@ -117,6 +117,11 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn serve(config: Config, dev_dir: Option<PathBuf>) -> Result<(), String> {
+    let hardening = kms_server::hardening::harden_process().map_err(|e| e.to_string())?;
+    tracing::info!(
+        memory_locked = hardening.memory_locked,
+        "core dumps off, process not dumpable"
+    );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

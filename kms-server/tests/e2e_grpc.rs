@@ -1382,6 +1382,16 @@ async fn dev_mode_starts_from_an_empty_directory() {
         .into_inner()
         .plaintext;
     assert_eq!(pt, b"dev-token");
+    // Hardened at start-up: no core dumps.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    assert!(
+        core.split_whitespace().skip(4).take(2).all(|v| v == "0"),
+        "{core}"
+    );
     // SIGTERM: graceful shutdown.
     std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
