@@ -8,7 +8,7 @@ use kms_proto::v1::key_admin_server::KeyAdmin;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{Call, Shared, tenant};
+use super::{Shared, tenant};
 use crate::audit::{AuditChain, AuditRecord};
 use crate::error::KmsError;
 use crate::keys::KeyVersion;
@@ -78,72 +78,63 @@ impl KeyAdmin for KeyAdminApi {
         &self,
         request: Request<pb::CreateTenantKeyRequest>,
     ) -> Result<Response<pb::TenantKeyInfo>, Status> {
-        let mut call = Call::new(request.metadata(), "CreateTenantKey");
-        let result = async {
-            self.0.admin(request.metadata(), &mut call).await?;
-            let t = tenant(&request.get_ref().tenant_id)?;
-            Ok(info(self.0.kms.create_tenant_key(&call.caller, &t).await?))
-        }
-        .await;
-        call.finish(result)
+        self.0
+            .admin_call(request, "CreateTenantKey", async |caller, req| {
+                let t = tenant(&req.tenant_id)?;
+                Ok(info(self.0.kms.create_tenant_key(caller, &t).await?))
+            })
+            .await
     }
 
     async fn get_tenant_key(
         &self,
         request: Request<pb::GetTenantKeyRequest>,
     ) -> Result<Response<pb::TenantKeyInfo>, Status> {
-        let mut call = Call::new(request.metadata(), "GetTenantKey");
-        let result = async {
-            self.0.admin(request.metadata(), &mut call).await?;
-            let t = tenant(&request.get_ref().tenant_id)?;
-            Ok(info(self.0.kms.tenant_info(&t).await?))
-        }
-        .await;
-        call.finish(result)
+        self.0
+            .admin_call(request, "GetTenantKey", async |_, req| {
+                let t = tenant(&req.tenant_id)?;
+                Ok(info(self.0.kms.tenant_info(&t).await?))
+            })
+            .await
     }
 
     async fn list_tenants(
         &self,
         request: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
-        let mut call = Call::new(request.metadata(), "ListTenants");
-        let result = async {
-            self.0.admin(request.metadata(), &mut call).await?;
-            let req = request.get_ref();
-            let (page, next_page_token) = self
-                .0
-                .kms
-                .list_tenants(req.page_size, &req.page_token)
-                .await?;
-            Ok(pb::ListTenantsResponse {
-                tenants: page
-                    .into_iter()
-                    .map(|t| pb::TenantSummary {
-                        tenant_id: t.tenant_id.to_string(),
-                        created_at_ms: t.created_at,
-                        destroy_after_ms: t.destroy_after.unwrap_or(0),
-                        shredded_at_ms: t.shredded_at.unwrap_or(0),
-                    })
-                    .collect(),
-                next_page_token,
+        self.0
+            .admin_call(request, "ListTenants", async |_, req| {
+                let (page, next_page_token) = self
+                    .0
+                    .kms
+                    .list_tenants(req.page_size, &req.page_token)
+                    .await?;
+                Ok(pb::ListTenantsResponse {
+                    tenants: page
+                        .into_iter()
+                        .map(|t| pb::TenantSummary {
+                            tenant_id: t.tenant_id.to_string(),
+                            created_at_ms: t.created_at,
+                            destroy_after_ms: t.destroy_after.unwrap_or(0),
+                            shredded_at_ms: t.shredded_at.unwrap_or(0),
+                        })
+                        .collect(),
+                    next_page_token,
+                })
             })
-        }
-        .await;
-        call.finish(result)
+            .await
     }
 
     async fn rotate_tenant_key(
         &self,
         request: Request<pb::RotateTenantKeyRequest>,
     ) -> Result<Response<pb::TenantKeyInfo>, Status> {
-        let mut call = Call::new(request.metadata(), "RotateTenantKey");
-        let result = async {
-            self.0.admin(request.metadata(), &mut call).await?;
-            let t = tenant(&request.get_ref().tenant_id)?;
-            Ok(info(self.0.kms.rotate_tenant_key(&call.caller, &t).await?))
-        }
-        .await;
-        call.finish(result)
+        self.0
+            .admin_call(request, "RotateTenantKey", async |caller, req| {
+                let t = tenant(&req.tenant_id)?;
+                Ok(info(self.0.kms.rotate_tenant_key(caller, &t).await?))
+            })
+            .await
     }
 
     type RewrapTenantSecretsStream = ProgressStream;
@@ -152,161 +143,135 @@ impl KeyAdmin for KeyAdminApi {
         &self,
         request: Request<pb::RewrapTenantSecretsRequest>,
     ) -> Result<Response<Self::RewrapTenantSecretsStream>, Status> {
-        let mut call = Call::new(request.metadata(), "RewrapTenantSecrets");
-        let result = async {
-            self.0.admin(request.metadata(), &mut call).await?;
-            let req = request.get_ref();
-            let t = tenant(&req.tenant_id)?;
-            let batch = req.batch_size;
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let kms = self.0.kms.clone();
-            let caller = call.caller.clone();
-            tokio::spawn(async move {
-                let progress_tx = tx.clone();
-                let result = kms
-                    .rewrap_tenant_secrets(&caller, &t, batch, move |p| {
-                        progress_tx
-                            .send(Ok(pb::RewrapProgress {
-                                rewrapped: p.rewrapped,
-                                remaining: p.remaining,
-                                primary_version: p.primary.get(),
-                                done: false,
-                            }))
-                            .is_ok()
-                    })
-                    .await;
-                let last = result
-                    .map(|p| pb::RewrapProgress {
-                        rewrapped: p.rewrapped,
-                        remaining: p.remaining,
-                        primary_version: p.primary.get(),
-                        done: p.remaining == 0,
-                    })
-                    .map_err(Status::from);
-                let _ = tx.send(last);
-            });
-            let stream: ProgressStream =
-                Box::pin(tokio_stream::wrappers::UnboundedReceiverStream::new(rx));
-            Ok(stream)
-        }
-        .await;
-        call.finish(result)
+        self.0
+            .admin_call(request, "RewrapTenantSecrets", async |caller, req| {
+                let t = tenant(&req.tenant_id)?;
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                let kms = self.0.kms.clone();
+                let caller = caller.clone();
+                tokio::spawn(async move {
+                    let progress_tx = tx.clone();
+                    let result = kms
+                        .rewrap_tenant_secrets(&caller, &t, req.batch_size, move |p| {
+                            progress_tx.send(Ok(progress(p, false))).is_ok()
+                        })
+                        .await;
+                    let _ = tx.send(
+                        result
+                            .map(|p| progress(p, p.remaining == 0))
+                            .map_err(Status::from),
+                    );
+                });
+                let stream: ProgressStream =
+                    Box::pin(tokio_stream::wrappers::UnboundedReceiverStream::new(rx));
+                Ok(stream)
+            })
+            .await
     }
 
     async fn set_min_decryption_version(
         &self,
         request: Request<pb::SetMinDecryptionVersionRequest>,
     ) -> Result<Response<pb::TenantKeyInfo>, Status> {
-        let mut call = Call::new(request.metadata(), "SetMinDecryptionVersion");
-        let result = async {
-            self.0.admin(request.metadata(), &mut call).await?;
-            let req = request.get_ref();
-            let t = tenant(&req.tenant_id)?;
-            let v = version(req.version)?;
-            Ok(info(
-                self.0
-                    .kms
-                    .set_min_decryption_version(&call.caller, &t, v)
-                    .await?,
-            ))
-        }
-        .await;
-        call.finish(result)
+        self.0
+            .admin_call(request, "SetMinDecryptionVersion", async |caller, req| {
+                let t = tenant(&req.tenant_id)?;
+                let v = version(req.version)?;
+                Ok(info(
+                    self.0.kms.set_min_decryption_version(caller, &t, v).await?,
+                ))
+            })
+            .await
     }
 
     async fn set_key_version_state(
         &self,
         request: Request<pb::SetKeyVersionStateRequest>,
     ) -> Result<Response<pb::TenantKeyInfo>, Status> {
-        let mut call = Call::new(request.metadata(), "SetKeyVersionState");
-        let result = async {
-            self.0.admin(request.metadata(), &mut call).await?;
-            let req = request.get_ref();
-            let t = tenant(&req.tenant_id)?;
-            let v = version(req.version)?;
-            let state = match pb::KeyVersionState::try_from(req.state) {
-                Ok(pb::KeyVersionState::DecryptOnly) => KeyState::DecryptOnly,
-                Ok(pb::KeyVersionState::Disabled) => KeyState::Disabled,
-                Ok(pb::KeyVersionState::Destroyed) => KeyState::Destroyed,
-                _ => {
-                    return Err(KmsError::invalid(
-                        "INVALID_KEY_STATE",
-                        "state must be DECRYPT_ONLY, DISABLED or DESTROYED",
-                    ));
-                }
-            };
-            Ok(info(
-                self.0
-                    .kms
-                    .set_key_version_state(&call.caller, &t, v, state)
-                    .await?,
-            ))
-        }
-        .await;
-        call.finish(result)
+        self.0
+            .admin_call(request, "SetKeyVersionState", async |caller, req| {
+                let t = tenant(&req.tenant_id)?;
+                let v = version(req.version)?;
+                let state = match pb::KeyVersionState::try_from(req.state) {
+                    Ok(pb::KeyVersionState::DecryptOnly) => KeyState::DecryptOnly,
+                    Ok(pb::KeyVersionState::Disabled) => KeyState::Disabled,
+                    Ok(pb::KeyVersionState::Destroyed) => KeyState::Destroyed,
+                    _ => {
+                        return Err(KmsError::invalid(
+                            "INVALID_KEY_STATE",
+                            "state must be DECRYPT_ONLY, DISABLED or DESTROYED",
+                        ));
+                    }
+                };
+                Ok(info(
+                    self.0
+                        .kms
+                        .set_key_version_state(caller, &t, v, state)
+                        .await?,
+                ))
+            })
+            .await
     }
 
     async fn schedule_tenant_destruction(
         &self,
         request: Request<pb::ScheduleTenantDestructionRequest>,
     ) -> Result<Response<pb::TenantKeyInfo>, Status> {
-        let mut call = Call::new(request.metadata(), "ScheduleTenantDestruction");
-        let result = async {
-            self.0.admin(request.metadata(), &mut call).await?;
-            let req = request.get_ref();
-            let t = tenant(&req.tenant_id)?;
-            Ok(info(
-                self.0
-                    .kms
-                    .schedule_tenant_destruction(&call.caller, &t, req.days)
-                    .await?,
-            ))
-        }
-        .await;
-        call.finish(result)
+        self.0
+            .admin_call(request, "ScheduleTenantDestruction", async |caller, req| {
+                let t = tenant(&req.tenant_id)?;
+                Ok(info(
+                    self.0
+                        .kms
+                        .schedule_tenant_destruction(caller, &t, req.days)
+                        .await?,
+                ))
+            })
+            .await
     }
 
     async fn cancel_tenant_destruction(
         &self,
         request: Request<pb::CancelTenantDestructionRequest>,
     ) -> Result<Response<pb::TenantKeyInfo>, Status> {
-        let mut call = Call::new(request.metadata(), "CancelTenantDestruction");
-        let result = async {
-            self.0.admin(request.metadata(), &mut call).await?;
-            let t = tenant(&request.get_ref().tenant_id)?;
-            Ok(info(
-                self.0
-                    .kms
-                    .cancel_tenant_destruction(&call.caller, &t)
-                    .await?,
-            ))
-        }
-        .await;
-        call.finish(result)
+        self.0
+            .admin_call(request, "CancelTenantDestruction", async |caller, req| {
+                let t = tenant(&req.tenant_id)?;
+                Ok(info(
+                    self.0.kms.cancel_tenant_destruction(caller, &t).await?,
+                ))
+            })
+            .await
     }
 
     async fn list_audit_events(
         &self,
         request: Request<pb::ListAuditEventsRequest>,
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
-        let mut call = Call::new(request.metadata(), "ListAuditEvents");
-        let result = async {
-            self.0.admin(request.metadata(), &mut call).await?;
-            let req = request.get_ref();
-            let chain = match req.tenant_id.as_str() {
-                "" => AuditChain::Global,
-                t => AuditChain::Tenant(tenant(t)?),
-            };
-            let events = self
-                .0
-                .kms
-                .list_audit_events(&chain, req.after_seq, req.page_size)
-                .await?;
-            Ok(pb::ListAuditEventsResponse {
-                events: events.into_iter().map(audit_pb).collect(),
+        self.0
+            .admin_call(request, "ListAuditEvents", async |_, req| {
+                let chain = match req.tenant_id.as_str() {
+                    "" => AuditChain::Global,
+                    t => AuditChain::Tenant(tenant(t)?),
+                };
+                let events = self
+                    .0
+                    .kms
+                    .list_audit_events(&chain, req.after_seq, req.page_size)
+                    .await?;
+                Ok(pb::ListAuditEventsResponse {
+                    events: events.into_iter().map(audit_pb).collect(),
+                })
             })
-        }
-        .await;
-        call.finish(result)
+            .await
+    }
+}
+
+fn progress(p: crate::service::RewrapProgress, done: bool) -> pb::RewrapProgress {
+    pb::RewrapProgress {
+        rewrapped: p.rewrapped,
+        remaining: p.remaining,
+        primary_version: p.primary.get(),
+        done,
     }
 }

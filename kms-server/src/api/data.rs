@@ -138,272 +138,237 @@ impl KeyServiceApi {
 
 #[tonic::async_trait]
 impl KeyService for KeyServiceApi {
-    #[tracing::instrument(skip_all)]
     async fn wrap(
         &self,
         request: Request<pb::WrapRequest>,
     ) -> Result<Response<pb::WrapResponse>, Status> {
-        let mut call = Call::new(request.metadata(), "Wrap");
-        let result = async {
-            let p = self.0.service(request.metadata(), &mut call).await?;
-            let mut req = request.into_inner();
-            self.wrap_one(&call, &p, &mut req).await
-        }
-        .await;
-        call.finish(result)
+        self.0
+            .data_call(request, "Wrap", async |call, p, mut req| {
+                self.wrap_one(call, p, &mut req).await
+            })
+            .await
     }
 
-    #[tracing::instrument(skip_all)]
     async fn unwrap(
         &self,
         request: Request<pb::UnwrapRequest>,
     ) -> Result<Response<pb::UnwrapResponse>, Status> {
-        let mut call = Call::new(request.metadata(), "Unwrap");
-        let result = async {
-            let p = self.0.service(request.metadata(), &mut call).await?;
-            self.unwrap_one(&call, &p, request.get_ref()).await
-        }
-        .await;
-        call.finish(result)
+        self.0
+            .data_call(request, "Unwrap", async |call, p, req| {
+                self.unwrap_one(call, p, &req).await
+            })
+            .await
     }
 
-    #[tracing::instrument(skip_all)]
     async fn rewrap(
         &self,
         request: Request<pb::RewrapRequest>,
     ) -> Result<Response<pb::RewrapResponse>, Status> {
-        let mut call = Call::new(request.metadata(), "Rewrap");
-        let result = async {
-            let p = self.0.service(request.metadata(), &mut call).await?;
-            let req = request.get_ref();
-            let t = tenant(&req.tenant_id)?;
-            let c = context(&req.context)?;
-            crate::envelope::check_size(&req.ciphertext)?;
-            if let Err(e) = p.authorize_rewrap(&t, &c) {
-                return Err(self.0.denied(&call, &t, e).await);
-            }
-            let (ciphertext, v) = self
-                .0
-                .kms
-                .rewrap(&call.caller, &t, &c, &req.ciphertext)
-                .await?;
-            Ok(pb::RewrapResponse {
-                ciphertext,
-                key_version: v.get(),
+        self.0
+            .data_call(request, "Rewrap", async |call, p, req| {
+                let t = tenant(&req.tenant_id)?;
+                let c = context(&req.context)?;
+                crate::envelope::check_size(&req.ciphertext)?;
+                if let Err(e) = p.authorize_rewrap(&t, &c) {
+                    return Err(self.0.denied(call, &t, e).await);
+                }
+                let (ciphertext, v) = self
+                    .0
+                    .kms
+                    .rewrap(&call.caller, &t, &c, &req.ciphertext)
+                    .await?;
+                Ok(pb::RewrapResponse {
+                    ciphertext,
+                    key_version: v.get(),
+                })
             })
-        }
-        .await;
-        call.finish(result)
+            .await
     }
 
-    #[tracing::instrument(skip_all)]
     async fn batch_wrap(
         &self,
         request: Request<pb::BatchWrapRequest>,
     ) -> Result<Response<pb::BatchWrapResponse>, Status> {
-        let mut call = Call::new(request.metadata(), "BatchWrap");
-        let result = async {
-            let p = self.0.service(request.metadata(), &mut call).await?;
-            let mut req = request.into_inner();
-            check_batch(req.items.len())?;
-            let mut results = Vec::with_capacity(req.items.len());
-            for item in &mut req.items {
-                let result = match self.wrap_one(&call, &p, item).await {
-                    Ok(ok) => pb::batch_wrap_result::Result::Ok(ok),
-                    Err(e) => pb::batch_wrap_result::Result::Error(item_error(e)),
-                };
-                results.push(pb::BatchWrapResult {
-                    result: Some(result),
-                });
-            }
-            Ok(pb::BatchWrapResponse { results })
-        }
-        .await;
-        call.finish(result)
+        self.0
+            .data_call(request, "BatchWrap", async |call, p, mut req| {
+                check_batch(req.items.len())?;
+                let mut results = Vec::with_capacity(req.items.len());
+                for item in &mut req.items {
+                    let result = match self.wrap_one(call, p, item).await {
+                        Ok(ok) => pb::batch_wrap_result::Result::Ok(ok),
+                        Err(e) => pb::batch_wrap_result::Result::Error(item_error(e)),
+                    };
+                    results.push(pb::BatchWrapResult {
+                        result: Some(result),
+                    });
+                }
+                Ok(pb::BatchWrapResponse { results })
+            })
+            .await
     }
 
-    #[tracing::instrument(skip_all)]
     async fn batch_unwrap(
         &self,
         request: Request<pb::BatchUnwrapRequest>,
     ) -> Result<Response<pb::BatchUnwrapResponse>, Status> {
-        let mut call = Call::new(request.metadata(), "BatchUnwrap");
-        let result = async {
-            let p = self.0.service(request.metadata(), &mut call).await?;
-            let req = request.get_ref();
-            check_batch(req.items.len())?;
-            let mut results = Vec::with_capacity(req.items.len());
-            for item in &req.items {
-                let result = match self.unwrap_one(&call, &p, item).await {
-                    Ok(ok) => pb::batch_unwrap_result::Result::Ok(ok),
-                    Err(e) => pb::batch_unwrap_result::Result::Error(item_error(e)),
-                };
-                results.push(pb::BatchUnwrapResult {
-                    result: Some(result),
-                });
-            }
-            Ok(pb::BatchUnwrapResponse { results })
-        }
-        .await;
-        call.finish(result)
+        self.0
+            .data_call(request, "BatchUnwrap", async |call, p, req| {
+                check_batch(req.items.len())?;
+                let mut results = Vec::with_capacity(req.items.len());
+                for item in &req.items {
+                    let result = match self.unwrap_one(call, p, item).await {
+                        Ok(ok) => pb::batch_unwrap_result::Result::Ok(ok),
+                        Err(e) => pb::batch_unwrap_result::Result::Error(item_error(e)),
+                    };
+                    results.push(pb::BatchUnwrapResult {
+                        result: Some(result),
+                    });
+                }
+                Ok(pb::BatchUnwrapResponse { results })
+            })
+            .await
     }
 
-    #[tracing::instrument(skip_all)]
     async fn generate_data_key(
         &self,
         request: Request<pb::GenerateDataKeyRequest>,
     ) -> Result<Response<pb::GenerateDataKeyResponse>, Status> {
-        let mut call = Call::new(request.metadata(), "GenerateDataKey");
-        let result = async {
-            let p = self.0.service(request.metadata(), &mut call).await?;
-            let (key, ciphertext, key_version) = self.gdk(&call, &p, request.get_ref()).await?;
-            Ok(pb::GenerateDataKeyResponse {
-                plaintext_key: key.to_vec(),
-                ciphertext,
-                key_version,
+        self.0
+            .data_call(request, "GenerateDataKey", async |call, p, req| {
+                let (key, ciphertext, key_version) = self.gdk(call, p, &req).await?;
+                Ok(pb::GenerateDataKeyResponse {
+                    plaintext_key: key.to_vec(),
+                    ciphertext,
+                    key_version,
+                })
             })
-        }
-        .await;
-        call.finish(result)
+            .await
     }
 
-    #[tracing::instrument(skip_all)]
     async fn generate_data_key_without_plaintext(
         &self,
         request: Request<pb::GenerateDataKeyRequest>,
     ) -> Result<Response<pb::GenerateDataKeyWithoutPlaintextResponse>, Status> {
-        let mut call = Call::new(request.metadata(), "GenerateDataKeyWithoutPlaintext");
-        let result = async {
-            let p = self.0.service(request.metadata(), &mut call).await?;
-            let (_key, ciphertext, key_version) = self.gdk(&call, &p, request.get_ref()).await?;
-            Ok(pb::GenerateDataKeyWithoutPlaintextResponse {
-                ciphertext,
-                key_version,
-            })
-        }
-        .await;
-        call.finish(result)
+        self.0
+            .data_call(
+                request,
+                "GenerateDataKeyWithoutPlaintext",
+                async |call, p, req| {
+                    let (_key, ciphertext, key_version) = self.gdk(call, p, &req).await?;
+                    Ok(pb::GenerateDataKeyWithoutPlaintextResponse {
+                        ciphertext,
+                        key_version,
+                    })
+                },
+            )
+            .await
     }
 
-    #[tracing::instrument(skip_all)]
     async fn put_secret(
         &self,
         request: Request<pb::PutSecretRequest>,
     ) -> Result<Response<pb::PutSecretResponse>, Status> {
-        let mut call = Call::new(request.metadata(), "PutSecret");
-        let result = async {
-            let p = self.0.service(request.metadata(), &mut call).await?;
-            let mut req = request.into_inner();
-            let value = Zeroizing::new(std::mem::take(&mut req.value));
-            crate::service::check_plaintext(&value)?;
-            let labels = labels(&req.labels)?;
-            let (t, s) = self
-                .secret_call(
-                    &call,
-                    &p,
-                    Permission::PutSecret,
-                    &req.tenant_id,
-                    &req.vendor,
-                    &req.name,
-                )
-                .await?;
-            let (revision, v) = self
-                .0
-                .kms
-                .put_secret(&t, &s, &value, &labels, req.expected_revision)
-                .await?;
-            Ok(pb::PutSecretResponse {
-                revision,
-                key_version: v.get(),
+        self.0
+            .data_call(request, "PutSecret", async |call, p, mut req| {
+                let value = Zeroizing::new(std::mem::take(&mut req.value));
+                crate::service::check_plaintext(&value)?;
+                let labels = labels(&req.labels)?;
+                let (t, s) = self
+                    .secret_call(
+                        call,
+                        p,
+                        Permission::PutSecret,
+                        &req.tenant_id,
+                        &req.vendor,
+                        &req.name,
+                    )
+                    .await?;
+                let (revision, v) = self
+                    .0
+                    .kms
+                    .put_secret(&t, &s, &value, &labels, req.expected_revision)
+                    .await?;
+                Ok(pb::PutSecretResponse {
+                    revision,
+                    key_version: v.get(),
+                })
             })
-        }
-        .await;
-        call.finish(result)
+            .await
     }
 
-    #[tracing::instrument(skip_all)]
     async fn get_secret(
         &self,
         request: Request<pb::GetSecretRequest>,
     ) -> Result<Response<pb::GetSecretResponse>, Status> {
-        let mut call = Call::new(request.metadata(), "GetSecret");
-        let result = async {
-            let p = self.0.service(request.metadata(), &mut call).await?;
-            let req = request.get_ref();
-            let (t, s) = self
-                .secret_call(
-                    &call,
-                    &p,
-                    Permission::GetSecret,
-                    &req.tenant_id,
-                    &req.vendor,
-                    &req.name,
-                )
-                .await?;
-            let (value, m) = self.0.kms.get_secret(&call.caller, &t, &s).await?;
-            Ok(pb::GetSecretResponse {
-                value: value.expose_secret().to_vec(),
-                metadata: Some(meta(m)),
+        self.0
+            .data_call(request, "GetSecret", async |call, p, req| {
+                let (t, s) = self
+                    .secret_call(
+                        call,
+                        p,
+                        Permission::GetSecret,
+                        &req.tenant_id,
+                        &req.vendor,
+                        &req.name,
+                    )
+                    .await?;
+                let (value, m) = self.0.kms.get_secret(&call.caller, &t, &s).await?;
+                Ok(pb::GetSecretResponse {
+                    value: value.expose_secret().to_vec(),
+                    metadata: Some(meta(m)),
+                })
             })
-        }
-        .await;
-        call.finish(result)
+            .await
     }
 
-    #[tracing::instrument(skip_all)]
     async fn list_secrets(
         &self,
         request: Request<pb::ListSecretsRequest>,
     ) -> Result<Response<pb::ListSecretsResponse>, Status> {
-        let mut call = Call::new(request.metadata(), "ListSecrets");
-        let result = async {
-            let p = self.0.service(request.metadata(), &mut call).await?;
-            let req = request.get_ref();
-            let t = tenant(&req.tenant_id)?;
-            let vendor = (!req.vendor.is_empty()).then_some(req.vendor.as_str());
-            if let Some(v) = vendor {
-                SecretName::new(v, "x")?;
-            }
-            if let Err(e) = p.authorize_secret(Permission::ListSecrets, &t, vendor.unwrap_or("")) {
-                return Err(self.0.denied(&call, &t, e).await);
-            }
-            let (page, next_page_token) = self
-                .0
-                .kms
-                .list_secrets(&t, vendor, req.page_size, &req.page_token)
-                .await?;
-            Ok(pb::ListSecretsResponse {
-                secrets: page.into_iter().map(meta).collect(),
-                next_page_token,
+        self.0
+            .data_call(request, "ListSecrets", async |call, p, req| {
+                let t = tenant(&req.tenant_id)?;
+                let vendor = (!req.vendor.is_empty()).then_some(req.vendor.as_str());
+                if let Some(v) = vendor {
+                    SecretName::new(v, "x")?;
+                }
+                if let Err(e) =
+                    p.authorize_secret(Permission::ListSecrets, &t, vendor.unwrap_or(""))
+                {
+                    return Err(self.0.denied(call, &t, e).await);
+                }
+                let (page, next_page_token) = self
+                    .0
+                    .kms
+                    .list_secrets(&t, vendor, req.page_size, &req.page_token)
+                    .await?;
+                Ok(pb::ListSecretsResponse {
+                    secrets: page.into_iter().map(meta).collect(),
+                    next_page_token,
+                })
             })
-        }
-        .await;
-        call.finish(result)
+            .await
     }
 
-    #[tracing::instrument(skip_all)]
     async fn delete_secret(
         &self,
         request: Request<pb::DeleteSecretRequest>,
     ) -> Result<Response<pb::DeleteSecretResponse>, Status> {
-        let mut call = Call::new(request.metadata(), "DeleteSecret");
-        let result = async {
-            let p = self.0.service(request.metadata(), &mut call).await?;
-            let req = request.get_ref();
-            let (t, s) = self
-                .secret_call(
-                    &call,
-                    &p,
-                    Permission::DeleteSecret,
-                    &req.tenant_id,
-                    &req.vendor,
-                    &req.name,
-                )
-                .await?;
-            let deleted = self.0.kms.delete_secret(&t, &s).await?;
-            Ok(pb::DeleteSecretResponse { deleted })
-        }
-        .await;
-        call.finish(result)
+        self.0
+            .data_call(request, "DeleteSecret", async |call, p, req| {
+                let (t, s) = self
+                    .secret_call(
+                        call,
+                        p,
+                        Permission::DeleteSecret,
+                        &req.tenant_id,
+                        &req.vendor,
+                        &req.name,
+                    )
+                    .await?;
+                let deleted = self.0.kms.delete_secret(&t, &s).await?;
+                Ok(pb::DeleteSecretResponse { deleted })
+            })
+            .await
     }
 }

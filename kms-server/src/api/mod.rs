@@ -120,6 +120,37 @@ fn token(metadata: &MetadataMap) -> Result<SecretString, KmsError> {
 }
 
 impl Shared {
+    /// Runs a data-plane handler: request id, authentication, then `f`, then logging and
+    /// the status mapping.
+    async fn data_call<Req, Resp>(
+        &self,
+        request: tonic::Request<Req>,
+        method: &'static str,
+        f: impl AsyncFnOnce(&Call, &ServicePrincipal, Req) -> Result<Resp, KmsError>,
+    ) -> Result<tonic::Response<Resp>, Status> {
+        let mut call = Call::new(request.metadata(), method);
+        let result = match self.service(request.metadata(), &mut call).await {
+            Ok(principal) => f(&call, &principal, request.into_inner()).await,
+            Err(e) => Err(e),
+        };
+        call.finish(result)
+    }
+
+    /// Runs an admin handler: request id, admin authentication, then `f`.
+    async fn admin_call<Req, Resp>(
+        &self,
+        request: tonic::Request<Req>,
+        method: &'static str,
+        f: impl AsyncFnOnce(&Caller, Req) -> Result<Resp, KmsError>,
+    ) -> Result<tonic::Response<Resp>, Status> {
+        let mut call = Call::new(request.metadata(), method);
+        let result = match self.admin(request.metadata(), &mut call).await {
+            Ok(_) => f(&call.caller, request.into_inner()).await,
+            Err(e) => Err(e),
+        };
+        call.finish(result)
+    }
+
     /// Authenticates a data-plane call.
     async fn service(
         &self,
