@@ -227,14 +227,33 @@ impl ClientError {
 
 impl From<tonic::Status> for ClientError {
     /// Maps a status; the reason is taken from the first `google.rpc.ErrorInfo` detail
-    /// whose domain is [`ERROR_DOMAIN`].
+    /// whose domain is [`ERROR_DOMAIN`]. tonic's own client-side deadline (a CANCELLED
+    /// status caused by `TimeoutExpired`) becomes [`ClientError::DeadlineExceeded`].
     fn from(status: tonic::Status) -> Self {
+        if status.code() == Code::Cancelled && caused_by_timeout(&status) {
+            return Self::DeadlineExceeded {
+                message: status.message().to_owned(),
+                reason: None,
+            };
+        }
         let reason = status
             .get_details_error_info()
             .filter(|info| info.domain == ERROR_DOMAIN && !info.reason.is_empty())
             .map(|info| info.reason);
         Self::from_parts(status.code(), status.message().to_owned(), reason)
     }
+}
+
+/// Whether tonic's `grpc-timeout` enforcement produced this status.
+fn caused_by_timeout(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        if cause.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 impl From<tonic::transport::Error> for ClientError {
@@ -330,6 +349,16 @@ mod tests {
         let aborted = ClientError::from(tonic::Status::aborted("x"));
         assert_eq!(aborted.code(), Some(Code::Aborted));
         assert_eq!(ClientError::config("bad").code(), None);
+    }
+
+    #[test]
+    fn local_timeout_is_deadline_exceeded() {
+        let status = tonic::Status::from_error(Box::new(tonic::TimeoutExpired(())));
+        assert_eq!(status.code(), Code::Cancelled);
+        let error = ClientError::from(status);
+        assert_eq!(error.code(), Some(Code::DeadlineExceeded));
+        let cancelled = ClientError::from(tonic::Status::cancelled("by peer"));
+        assert_eq!(cancelled.code(), Some(Code::Cancelled));
     }
 
     #[test]
