@@ -21,8 +21,12 @@ pub(crate) struct Cli {
 /// Options of every command.
 #[derive(Debug, Args)]
 pub(crate) struct Global {
-    /// The KMS endpoint, e.g. https://kms.internal:7650.
-    #[arg(long, env = "HYGO_KMS_ENDPOINT", global = true)]
+    #[arg(
+        long,
+        env = "HYGO_KMS_ENDPOINT",
+        global = true,
+        help = "The KMS endpoint, e.g. https://kms.internal:7650"
+    )]
     pub(crate) endpoint: Option<String>,
     /// File holding the service credential (else env HYGO_KMS_CREDENTIAL).
     #[arg(

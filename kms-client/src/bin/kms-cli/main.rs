@@ -141,6 +141,8 @@ fn setup(global: &Global) -> Result<Setup, CliError> {
             client_identity,
         });
     }
+    // Refuse a bad configuration before looking for credentials.
+    config.endpoint()?;
     Ok(Setup { config, dev })
 }
 
