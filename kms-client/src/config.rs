@@ -20,7 +20,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 
 /// How to reach the KMS. Build with [`ClientConfig::new`] and adjust the fields.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// `https://host:port`, or `http://` for a loopback address (or with
     /// [`ClientConfig::allow_insecure`]).
@@ -155,7 +155,7 @@ pub fn is_loopback(host: &str) -> bool {
 
 /// TLS (rustls with the *ring* provider) towards the KMS; mutual when a client identity
 /// is given (SPEC §5: an extra binding, never a substitute for the bearer credential).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TlsConfig {
     /// PEM of the CA certificate(s) that sign the server's certificate. The system roots
     /// are not used: the KMS is reached through a private CA.
@@ -184,7 +184,7 @@ impl TlsConfig {
 }
 
 /// A client certificate chain and its private key, both PEM.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ClientIdentity {
     /// The certificate chain, PEM.
     pub cert_pem: Vec<u8>,
