@@ -60,9 +60,8 @@ macro_rules! admin_unary {
         let message = $message;
         $self
             .caller
-            .unary($method, || {
+            .unary($method, &message, |request| {
                 let mut client = $self.inner.clone();
-                let request = $self.caller.request(message.clone());
                 async move { client.$rpc(request).await }
             })
             .await

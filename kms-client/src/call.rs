@@ -15,6 +15,7 @@ use crate::retry::{Method, RetryPolicy};
 pub(crate) struct Caller {
     pub(crate) request_timeout: Duration,
     pub(crate) retry: RetryPolicy,
+    pub(crate) max_encoding_message_size: usize,
 }
 
 impl Caller {
@@ -22,6 +23,7 @@ impl Caller {
         Self {
             request_timeout: config.request_timeout,
             retry: config.retry_policy(),
+            max_encoding_message_size: config.max_encoding_message_size,
         }
     }
 
@@ -39,19 +41,40 @@ impl Caller {
         }
     }
 
-    /// Runs `attempt` until it succeeds, fails with an error the policy does not retry
-    /// for `method`, or the retries are used up.
-    pub(crate) async fn unary<T, Fut>(
+    /// Refuses a request message over the encoding limit before sending it. (tonic
+    /// itself reports an over-size request as an opaque INTERNAL h2 error, tonic#1334.)
+    pub(crate) fn check_size(&self, message: &impl prost::Message) -> Result<(), ClientError> {
+        let len = message.encoded_len();
+        if len > self.max_encoding_message_size {
+            return Err(ClientError::ResourceExhausted {
+                message: format!(
+                    "request message of {len} bytes exceeds the limit of {} bytes",
+                    self.max_encoding_message_size
+                ),
+                reason: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends `message` (a clone per attempt, with the call's deadline) through `send`
+    /// until it succeeds, fails with an error the policy does not retry for `method`, or
+    /// the retries are used up.
+    pub(crate) async fn unary<M, T, Fut>(
         &self,
         method: Method,
-        mut attempt: impl FnMut() -> Fut,
+        message: &M,
+        mut send: impl FnMut(tonic::Request<M>) -> Fut,
     ) -> Result<T, ClientError>
     where
+        M: prost::Message + Clone,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
+        self.check_size(message)?;
         let mut retries = 0;
         loop {
-            let error = match tokio::time::timeout(self.request_timeout, attempt()).await {
+            let attempt = send(self.request(message.clone()));
+            let error = match tokio::time::timeout(self.request_timeout, attempt).await {
                 Ok(Ok(response)) => return Ok(response.into_inner()),
                 Ok(Err(status)) => ClientError::from(status),
                 Err(_elapsed) => self.deadline_exceeded(),

@@ -8,7 +8,7 @@ use pb::key_service_client::KeyServiceClient;
 use secrecy::SecretString;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::auth::BearerInterceptor;
 use crate::call::{self, Caller};
@@ -28,9 +28,9 @@ type Inner = KeyServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 /// Cheap to clone; clones share one HTTP/2 connection. Each call has the configured
 /// timeout; idempotent calls are retried on UNAVAILABLE (see [`Method::is_retryable`]).
 ///
-/// Plaintext results land in zeroizing buffers ([`Zeroizing`]). Request plaintext is
-/// copied into the protobuf message that tonic encodes and drops; those copies, and the
-/// transport's buffers, are not zeroized.
+/// Plaintext results are moved (not copied) into zeroizing buffers ([`Zeroizing`]).
+/// Request plaintext is copied into a protobuf message, zeroized after the call; the
+/// clone of it that tonic encodes (one per attempt) and the transport's buffers are not.
 ///
 /// # Examples
 ///
@@ -124,19 +124,20 @@ impl KmsClient {
         context: &Context,
         plaintext: &[u8],
     ) -> Result<Wrapped, ClientError> {
-        let context = context.to_proto();
-        let response = self
+        let mut message = pb::WrapRequest {
+            tenant_id: tenant.to_owned(),
+            context: context.to_proto(),
+            plaintext: plaintext.to_vec(),
+        };
+        let result = self
             .caller
-            .unary(Method::Wrap, || {
+            .unary(Method::Wrap, &message, |request| {
                 let mut client = self.inner.clone();
-                let request = self.caller.request(pb::WrapRequest {
-                    tenant_id: tenant.to_owned(),
-                    context: context.clone(),
-                    plaintext: plaintext.to_vec(),
-                });
                 async move { client.wrap(request).await }
             })
-            .await?;
+            .await;
+        message.plaintext.zeroize();
+        let response = result?;
         Ok(Wrapped {
             ciphertext: response.ciphertext,
             key_version: response.key_version,
@@ -150,16 +151,15 @@ impl KmsClient {
         context: &Context,
         ciphertext: &[u8],
     ) -> Result<Unwrapped, ClientError> {
-        let context = context.to_proto();
+        let message = pb::UnwrapRequest {
+            tenant_id: tenant.to_owned(),
+            context: context.to_proto(),
+            ciphertext: ciphertext.to_vec(),
+        };
         let mut response = self
             .caller
-            .unary(Method::Unwrap, || {
+            .unary(Method::Unwrap, &message, |request| {
                 let mut client = self.inner.clone();
-                let request = self.caller.request(pb::UnwrapRequest {
-                    tenant_id: tenant.to_owned(),
-                    context: context.clone(),
-                    ciphertext: ciphertext.to_vec(),
-                });
                 async move { client.unwrap(request).await }
             })
             .await?;
@@ -175,16 +175,15 @@ impl KmsClient {
         context: &Context,
         ciphertext: &[u8],
     ) -> Result<Wrapped, ClientError> {
-        let context = context.to_proto();
+        let message = pb::RewrapRequest {
+            tenant_id: tenant.to_owned(),
+            context: context.to_proto(),
+            ciphertext: ciphertext.to_vec(),
+        };
         let response = self
             .caller
-            .unary(Method::Rewrap, || {
+            .unary(Method::Rewrap, &message, |request| {
                 let mut client = self.inner.clone();
-                let request = self.caller.request(pb::RewrapRequest {
-                    tenant_id: tenant.to_owned(),
-                    context: context.clone(),
-                    ciphertext: ciphertext.to_vec(),
-                });
                 async move { client.rewrap(request).await }
             })
             .await?;
@@ -200,24 +199,27 @@ impl KmsClient {
         &self,
         items: &[WrapItem<'_>],
     ) -> Result<Vec<Result<Wrapped, ClientError>>, ClientError> {
-        let requests: Vec<pb::WrapRequest> = items
-            .iter()
-            .map(|item| pb::WrapRequest {
-                tenant_id: item.tenant.to_owned(),
-                context: item.context.to_proto(),
-                plaintext: item.plaintext.to_vec(),
-            })
-            .collect();
-        let response = self
+        let mut message = pb::BatchWrapRequest {
+            items: items
+                .iter()
+                .map(|item| pb::WrapRequest {
+                    tenant_id: item.tenant.to_owned(),
+                    context: item.context.to_proto(),
+                    plaintext: item.plaintext.to_vec(),
+                })
+                .collect(),
+        };
+        let result = self
             .caller
-            .unary(Method::BatchWrap, || {
+            .unary(Method::BatchWrap, &message, |request| {
                 let mut client = self.inner.clone();
-                let request = self.caller.request(pb::BatchWrapRequest {
-                    items: requests.clone(),
-                });
                 async move { client.batch_wrap(request).await }
             })
-            .await?;
+            .await;
+        for item in &mut message.items {
+            item.plaintext.zeroize();
+        }
+        let response = result?;
         check_count(items.len(), response.results.len())?;
         Ok(response
             .results
@@ -238,21 +240,20 @@ impl KmsClient {
         &self,
         items: &[UnwrapItem<'_>],
     ) -> Result<Vec<Result<Unwrapped, ClientError>>, ClientError> {
-        let requests: Vec<pb::UnwrapRequest> = items
-            .iter()
-            .map(|item| pb::UnwrapRequest {
-                tenant_id: item.tenant.to_owned(),
-                context: item.context.to_proto(),
-                ciphertext: item.ciphertext.to_vec(),
-            })
-            .collect();
+        let message = pb::BatchUnwrapRequest {
+            items: items
+                .iter()
+                .map(|item| pb::UnwrapRequest {
+                    tenant_id: item.tenant.to_owned(),
+                    context: item.context.to_proto(),
+                    ciphertext: item.ciphertext.to_vec(),
+                })
+                .collect(),
+        };
         let response = self
             .caller
-            .unary(Method::BatchUnwrap, || {
+            .unary(Method::BatchUnwrap, &message, |request| {
                 let mut client = self.inner.clone();
-                let request = self.caller.request(pb::BatchUnwrapRequest {
-                    items: requests.clone(),
-                });
                 async move { client.batch_unwrap(request).await }
             })
             .await?;
@@ -278,16 +279,15 @@ impl KmsClient {
         context: &Context,
         length: u32,
     ) -> Result<DataKey, ClientError> {
-        let context = context.to_proto();
+        let message = pb::GenerateDataKeyRequest {
+            tenant_id: tenant.to_owned(),
+            context: context.to_proto(),
+            length,
+        };
         let mut response = self
             .caller
-            .unary(Method::GenerateDataKey, || {
+            .unary(Method::GenerateDataKey, &message, |request| {
                 let mut client = self.inner.clone();
-                let request = self.caller.request(pb::GenerateDataKeyRequest {
-                    tenant_id: tenant.to_owned(),
-                    context: context.clone(),
-                    length,
-                });
                 async move { client.generate_data_key(request).await }
             })
             .await?;
@@ -305,18 +305,21 @@ impl KmsClient {
         context: &Context,
         length: u32,
     ) -> Result<Wrapped, ClientError> {
-        let context = context.to_proto();
+        let message = pb::GenerateDataKeyRequest {
+            tenant_id: tenant.to_owned(),
+            context: context.to_proto(),
+            length,
+        };
         let response = self
             .caller
-            .unary(Method::GenerateDataKeyWithoutPlaintext, || {
-                let mut client = self.inner.clone();
-                let request = self.caller.request(pb::GenerateDataKeyRequest {
-                    tenant_id: tenant.to_owned(),
-                    context: context.clone(),
-                    length,
-                });
-                async move { client.generate_data_key_without_plaintext(request).await }
-            })
+            .unary(
+                Method::GenerateDataKeyWithoutPlaintext,
+                &message,
+                |request| {
+                    let mut client = self.inner.clone();
+                    async move { client.generate_data_key_without_plaintext(request).await }
+                },
+            )
             .await?;
         Ok(Wrapped {
             ciphertext: response.ciphertext,
@@ -334,25 +337,27 @@ impl KmsClient {
         value: &[u8],
         options: &PutSecretOptions,
     ) -> Result<SecretRevision, ClientError> {
-        let response = self
+        let mut message = pb::PutSecretRequest {
+            tenant_id: tenant.to_owned(),
+            vendor: vendor.to_owned(),
+            name: name.to_owned(),
+            value: value.to_vec(),
+            labels: options
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            expected_revision: options.expected_revision,
+        };
+        let result = self
             .caller
-            .unary(Method::PutSecret, || {
+            .unary(Method::PutSecret, &message, |request| {
                 let mut client = self.inner.clone();
-                let request = self.caller.request(pb::PutSecretRequest {
-                    tenant_id: tenant.to_owned(),
-                    vendor: vendor.to_owned(),
-                    name: name.to_owned(),
-                    value: value.to_vec(),
-                    labels: options
-                        .labels
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                    expected_revision: options.expected_revision,
-                });
                 async move { client.put_secret(request).await }
             })
-            .await?;
+            .await;
+        message.value.zeroize();
+        let response = result?;
         Ok(SecretRevision {
             revision: response.revision,
             key_version: response.key_version,
@@ -366,15 +371,15 @@ impl KmsClient {
         vendor: &str,
         name: &str,
     ) -> Result<Secret, ClientError> {
+        let message = pb::GetSecretRequest {
+            tenant_id: tenant.to_owned(),
+            vendor: vendor.to_owned(),
+            name: name.to_owned(),
+        };
         let mut response = self
             .caller
-            .unary(Method::GetSecret, || {
+            .unary(Method::GetSecret, &message, |request| {
                 let mut client = self.inner.clone();
-                let request = self.caller.request(pb::GetSecretRequest {
-                    tenant_id: tenant.to_owned(),
-                    vendor: vendor.to_owned(),
-                    name: name.to_owned(),
-                });
                 async move { client.get_secret(request).await }
             })
             .await?;
@@ -395,16 +400,16 @@ impl KmsClient {
         page_size: u32,
         page_token: Option<&str>,
     ) -> Result<SecretPage, ClientError> {
+        let message = pb::ListSecretsRequest {
+            tenant_id: tenant.to_owned(),
+            vendor: vendor.unwrap_or_default().to_owned(),
+            page_size,
+            page_token: page_token.unwrap_or_default().to_owned(),
+        };
         let response = self
             .caller
-            .unary(Method::ListSecrets, || {
+            .unary(Method::ListSecrets, &message, |request| {
                 let mut client = self.inner.clone();
-                let request = self.caller.request(pb::ListSecretsRequest {
-                    tenant_id: tenant.to_owned(),
-                    vendor: vendor.unwrap_or_default().to_owned(),
-                    page_size,
-                    page_token: page_token.unwrap_or_default().to_owned(),
-                });
                 async move { client.list_secrets(request).await }
             })
             .await?;
@@ -421,15 +426,15 @@ impl KmsClient {
         vendor: &str,
         name: &str,
     ) -> Result<bool, ClientError> {
+        let message = pb::DeleteSecretRequest {
+            tenant_id: tenant.to_owned(),
+            vendor: vendor.to_owned(),
+            name: name.to_owned(),
+        };
         let response = self
             .caller
-            .unary(Method::DeleteSecret, || {
+            .unary(Method::DeleteSecret, &message, |request| {
                 let mut client = self.inner.clone();
-                let request = self.caller.request(pb::DeleteSecretRequest {
-                    tenant_id: tenant.to_owned(),
-                    vendor: vendor.to_owned(),
-                    name: name.to_owned(),
-                });
                 async move { client.delete_secret(request).await }
             })
             .await?;

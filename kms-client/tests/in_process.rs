@@ -243,3 +243,13 @@ async fn admin_tokens_per_call_and_rewrap_progress() {
     // The streaming call carries no grpc-timeout; the three unary calls do.
     assert_eq!(fake.timeouts.lock().unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn oversize_requests_are_refused_locally_and_not_retried() {
+    let (fake, endpoint) = serve(0).await;
+    let kms = client(&endpoint).await;
+    let plaintext = vec![0u8; 8 * 1024 * 1024 + 1];
+    let error = kms.wrap("t1", &shopify(), &plaintext).await.unwrap_err();
+    assert_eq!(error.code(), Some(Code::ResourceExhausted), "{error:?}");
+    assert_eq!(fake.calls("wrap"), 0);
+}

@@ -10,7 +10,7 @@ use kms_client::Context;
 
 /// Operator tool for HYGO KMS.
 #[derive(Debug, Parser)]
-#[command(name = "kms-cli", version, about, long_about = None)]
+#[command(name = "kms-cli", version)]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: Global,
