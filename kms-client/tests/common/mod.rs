@@ -368,11 +368,25 @@ impl KeyAdmin for Svc {
 
 /// Serves a fake on 127.0.0.1:0; returns it and the endpoint.
 pub(crate) async fn serve(fail_first: u32) -> (Arc<Fake>, String) {
+    serve_with(fail_first, None).await
+}
+
+/// Serves a fake on 127.0.0.1:0, over TLS when `tls` is given; returns it and the
+/// endpoint (`http://` or `https://` and the address).
+pub(crate) async fn serve_with(
+    fail_first: u32,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> (Arc<Fake>, String) {
     let fake = Arc::new(Fake::default());
     fake.fail_first.store(fail_first, Ordering::SeqCst);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let router = tonic::transport::Server::builder()
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let endpoint = format!("{scheme}://{}", listener.local_addr().unwrap());
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls).unwrap();
+    }
+    let router = builder
         .add_service(KeyServiceServer::new(Svc(Arc::clone(&fake))))
         .add_service(KeyAdminServer::new(Svc(Arc::clone(&fake))));
     tokio::spawn(router.serve_with_incoming(TcpIncoming::from(listener)));
