@@ -141,9 +141,9 @@ async fn serve(config: Config, dev_dir: Option<PathBuf>) -> Result<(), String> {
              data directory    {d}\n\
              service credential {d}/service-credential (mode 0600)\n\
              try:\n\
-             \x20 echo -n shpat_secret | kms-cli --dev {d} wrap --tenant acme --context vendor=shopify > ct.b64\n\
-             \x20 kms-cli --dev {d} unwrap --tenant acme --context vendor=shopify --in ct.b64\n\
-             \x20 kms-cli --dev {d} tenant-info --tenant acme\n"
+             \x20 echo -n shpat_secret | kms-cli --dev={d} wrap --tenant acme --context vendor=shopify > ct.b64\n\
+             \x20 kms-cli --dev={d} unwrap --tenant acme --context vendor=shopify --in ct.b64\n\
+             \x20 kms-cli --dev={d} tenant-info --tenant acme\n"
         );
     }
     tracing::info!(%addr, "kms-server listening");

@@ -12,7 +12,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kms_server::auth::dev_idp::{self, AdminTokenRequest, JWKS_FILE, PRIVATE_KEY_FILE};
+use kms_client::dev::{AdminTokenRequest, mint_admin_token};
+use kms_server::auth::dev_idp::{self, JWKS_FILE, PRIVATE_KEY_FILE};
 use kms_server::auth::{AdminAuthConfig, AdminVerifier, AuthError};
 use secrecy::ExposeSecret;
 
@@ -84,13 +85,13 @@ fn minted_token_verifies() {
         "kms-admin",
     ))
     .unwrap();
-    let token = dev_idp::mint_admin_token(&idp.private_key_file, &request(&idp.kid)).unwrap();
+    let token = mint_admin_token(&idp.private_key_file, &request(&idp.kid)).unwrap();
     let admin = verifier.verify(token.expose_secret()).unwrap();
     assert_eq!(admin.sub, "dev-admin");
     let jti = admin.jti.unwrap();
     assert!(jti.len() >= 16);
     // A fresh jti each time.
-    let token2 = dev_idp::mint_admin_token(&idp.private_key_file, &request(&idp.kid)).unwrap();
+    let token2 = mint_admin_token(&idp.private_key_file, &request(&idp.kid)).unwrap();
     assert_ne!(
         verifier
             .verify(token2.expose_secret())
@@ -104,12 +105,12 @@ fn minted_token_verifies() {
     // Wrong role value → PermissionDenied; wrong kid → Unauthenticated.
     let mut wrong_role = request(&idp.kid);
     wrong_role.role_value = "viewer";
-    let t = dev_idp::mint_admin_token(&idp.private_key_file, &wrong_role).unwrap();
+    let t = mint_admin_token(&idp.private_key_file, &wrong_role).unwrap();
     assert!(matches!(
         verifier.verify(t.expose_secret()),
         Err(AuthError::PermissionDenied { .. })
     ));
-    let t = dev_idp::mint_admin_token(&idp.private_key_file, &request("other")).unwrap();
+    let t = mint_admin_token(&idp.private_key_file, &request("other")).unwrap();
     assert!(matches!(
         verifier.verify(t.expose_secret()),
         Err(AuthError::Unauthenticated)
@@ -122,16 +123,27 @@ fn refuses_bad_ttl_and_readable_key() {
     let idp = dev_idp::ensure(&dir.0).unwrap();
     let mut r = request(&idp.kid);
     r.ttl = Duration::ZERO;
-    assert!(dev_idp::mint_admin_token(&idp.private_key_file, &r).is_err());
+    assert!(mint_admin_token(&idp.private_key_file, &r).is_err());
     r.ttl = Duration::from_secs(24 * 3600);
-    assert!(dev_idp::mint_admin_token(&idp.private_key_file, &r).is_err());
+    assert!(mint_admin_token(&idp.private_key_file, &r).is_err());
     std::fs::set_permissions(
         &idp.private_key_file,
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
     assert!(matches!(
-        dev_idp::mint_admin_token(&idp.private_key_file, &request(&idp.kid)),
-        Err(AuthError::Mint { .. })
+        mint_admin_token(&idp.private_key_file, &request(&idp.kid)),
+        Err(kms_client::dev::DevError::BadFile { .. } | kms_client::dev::DevError::Mint(_))
     ));
+}
+
+/// The server's dev constants and the client's agree (kms-cli --dev mints what
+/// kms-server --dev accepts).
+#[test]
+fn dev_constants_match_the_client() {
+    let r = AdminTokenRequest::dev("k");
+    assert_eq!(r.issuer, kms_server::dev::DEV_ISSUER);
+    assert_eq!(r.audience, kms_server::dev::DEV_AUDIENCE);
+    assert_eq!(r.role_claim, kms_server::dev::DEV_ROLE_CLAIM);
+    assert_eq!(r.role_value, kms_server::dev::DEV_ROLE);
 }

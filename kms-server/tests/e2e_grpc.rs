@@ -1405,3 +1405,163 @@ async fn dev_mode_starts_from_an_empty_directory() {
     assert!(!stderr.contains("dev-token"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+// ---- through kms-client ------------------------------------------------------------------
+
+async fn round_trip_through_kms_client(kms: &Kms) {
+    use kms_client::{
+        AdminClient, ClientConfig, Context, KmsClient, PutSecretOptions, UnwrapItem, WrapItem,
+    };
+    let config = ClientConfig::new(format!("http://{}", kms.addr));
+    let c = KmsClient::connect(config.clone(), kms.full.clone().into())
+        .await
+        .unwrap();
+    let shop = Context::new().with("vendor", "shopify");
+    let w = c.wrap("client-co", &shop, b"via-client").await.unwrap();
+    let u = c.unwrap("client-co", &shop, &w.ciphertext).await.unwrap();
+    assert_eq!(&u.plaintext[..], b"via-client");
+    let r = c.rewrap("client-co", &shop, &w.ciphertext).await.unwrap();
+    assert_eq!(r.ciphertext, w.ciphertext);
+    let batch = c
+        .batch_wrap(&[
+            WrapItem {
+                tenant: "client-co",
+                context: &shop,
+                plaintext: b"a",
+            },
+            WrapItem {
+                tenant: "client-co",
+                context: &shop,
+                plaintext: b"",
+            },
+        ])
+        .await
+        .unwrap();
+    assert!(batch[0].is_ok());
+    assert_eq!(
+        batch[1].as_ref().unwrap_err().reason(),
+        Some("LIMIT_PLAINTEXT")
+    );
+    let ct = batch[0].as_ref().unwrap().ciphertext.clone();
+    let opened = c
+        .batch_unwrap(&[UnwrapItem {
+            tenant: "client-co",
+            context: &shop,
+            ciphertext: &ct,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(&opened[0].as_ref().unwrap().plaintext[..], b"a");
+    let dk = c.generate_data_key("client-co", &shop, 24).await.unwrap();
+    assert_eq!(dk.plaintext_key.len(), 24);
+    let dk2 = c
+        .generate_data_key_without_plaintext("client-co", &shop, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        c.unwrap("client-co", &shop, &dk2.ciphertext)
+            .await
+            .unwrap()
+            .plaintext
+            .len(),
+        32
+    );
+    let rev = c
+        .put_secret(
+            "client-co",
+            "shopify",
+            "token",
+            b"stored-via-client",
+            &PutSecretOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rev.revision, 1);
+    let got = c.get_secret("client-co", "shopify", "token").await.unwrap();
+    assert_eq!(&got.value[..], b"stored-via-client");
+    let page = c.list_secrets("client-co", None, 10, None).await.unwrap();
+    assert_eq!(page.secrets.len(), 1);
+    assert!(
+        c.delete_secret("client-co", "shopify", "token")
+            .await
+            .unwrap()
+    );
+    let err = c
+        .get_secret("client-co", "shopify", "token")
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), Some("SECRET_NOT_FOUND"));
+    let err = c
+        .unwrap("other-co", &shop, &w.ciphertext)
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), Some("CROSS_TENANT"));
+
+    let der = kms.idp.private_key_file.clone();
+    let kid = kms.idp.kid.clone();
+    let a = AdminClient::connect(config, move || {
+        kms_client::dev::mint_admin_token(
+            &der,
+            &kms_client::dev::AdminTokenRequest {
+                subject: "alice",
+                ..kms_client::dev::AdminTokenRequest::dev(&kid)
+            },
+        )
+        .map_err(|e| {
+            kms_client::ClientError::from_parts(tonic::Code::Unauthenticated, e.to_string(), None)
+        })
+    })
+    .await
+    .unwrap();
+    a.create_tenant_key("client-admin").await.unwrap();
+    assert_eq!(
+        a.get_tenant_key("client-admin")
+            .await
+            .unwrap()
+            .primary_version,
+        1
+    );
+    assert_eq!(
+        a.rotate_tenant_key("client-admin")
+            .await
+            .unwrap()
+            .primary_version,
+        2
+    );
+    let mut progress = a.rewrap_tenant_secrets("client-admin", 0).await.unwrap();
+    let mut last = None;
+    while let Some(p) = progress.next().await {
+        last = Some(p.unwrap());
+    }
+    assert!(last.unwrap().done);
+    a.set_min_decryption_version("client-admin", 2)
+        .await
+        .unwrap();
+    a.set_key_version_state("client-admin", 1, pb::KeyVersionState::Destroyed)
+        .await
+        .unwrap();
+    a.schedule_tenant_destruction("client-admin", 30)
+        .await
+        .unwrap();
+    a.cancel_tenant_destruction("client-admin").await.unwrap();
+    assert!(!a.list_tenants(0, None).await.unwrap().tenants.is_empty());
+    let events = a
+        .list_audit_events(Some("client-admin"), 0, 0)
+        .await
+        .unwrap();
+    assert!(events.iter().any(|e| e.action == "set_key_version_state"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_method_through_kms_client_sqlite() {
+    let kms = Kms::start(false).await;
+    round_trip_through_kms_client(&kms).await;
+    kms.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_method_through_kms_client_postgres() {
+    let kms = Kms::start(true).await;
+    round_trip_through_kms_client(&kms).await;
+    kms.stop().await;
+}

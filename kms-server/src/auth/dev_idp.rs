@@ -3,24 +3,19 @@
 //! [`ensure`] keeps an Ed25519 key pair in a directory: the private key as PKCS#8 DER in
 //! [`PRIVATE_KEY_FILE`] (mode 0600, never overwritten) and the public key as a one-key
 //! JWKS in [`JWKS_FILE`] (OKP/Ed25519, `alg` EdDSA, `kid` derived from the public key),
-//! which the dev server's [`super::AdminVerifier`] reads. [`mint_admin_token`] signs a
-//! fresh admin token with `auth_time = iat = now`.
+//! which the dev server's [`super::AdminVerifier`] reads. `kms-cli --dev` mints fresh
+//! admin tokens from the private key (`kms_client::dev::mint_admin_token`).
 //!
 //! For development only: anyone who can read the private key file is an admin.
 
-use std::fmt;
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use rand_core::{OsRng, RngCore};
 use ring::signature::{Ed25519KeyPair, KeyPair};
-use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -30,8 +25,6 @@ use super::AuthError;
 pub const PRIVATE_KEY_FILE: &str = "admin-idp-ed25519.pk8";
 /// The JWKS file's name.
 pub const JWKS_FILE: &str = "admin-idp-jwks.json";
-/// Longest lifetime of a minted token.
-pub const MAX_TTL: Duration = Duration::from_secs(3600);
 
 /// The files of a dev identity provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +95,12 @@ fn kid_of(public_key: &[u8]) -> String {
     )
 }
 
+fn mint_err(reason: impl Into<String>) -> AuthError {
+    AuthError::Mint {
+        reason: reason.into(),
+    }
+}
+
 /// Reads the private key, refusing a file with group or other permission bits.
 fn read_key_pair(path: &Path) -> Result<Ed25519KeyPair, AuthError> {
     let io = |source| AuthError::Io {
@@ -118,83 +117,4 @@ fn read_key_pair(path: &Path) -> Result<Ed25519KeyPair, AuthError> {
     let der = Zeroizing::new(std::fs::read(path).map_err(io)?);
     Ed25519KeyPair::from_pkcs8(&der)
         .map_err(|_| mint_err(format!("{} is not an Ed25519 PKCS#8 key", path.display())))
-}
-
-fn mint_err(reason: impl Into<String>) -> AuthError {
-    AuthError::Mint {
-        reason: reason.into(),
-    }
-}
-
-/// What to put in a minted admin token.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AdminTokenRequest<'a> {
-    /// Header `kid` (see [`DevIdp::kid`]).
-    pub kid: &'a str,
-    /// `iss`.
-    pub issuer: &'a str,
-    /// `aud`.
-    pub audience: &'a str,
-    /// `sub`.
-    pub subject: &'a str,
-    /// Name of the role claim.
-    pub role_claim: &'a str,
-    /// Its value (a string claim).
-    pub role_value: &'a str,
-    /// Lifetime: `exp = now + ttl` (1 s ..= [`MAX_TTL`]).
-    pub ttl: Duration,
-}
-
-impl fmt::Debug for AdminTokenRequest<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AdminTokenRequest")
-            .field("kid", &self.kid)
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("subject", &self.subject)
-            .field("ttl", &self.ttl)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Mints a fresh EdDSA admin token with the key in `private_key_file`: `iat` and
-/// `auth_time` are now, `exp` is now + ttl, `jti` is 16 random bytes (base64url).
-pub fn mint_admin_token(
-    private_key_file: &Path,
-    request: &AdminTokenRequest<'_>,
-) -> Result<SecretString, AuthError> {
-    if request.ttl.is_zero() || request.ttl > MAX_TTL {
-        return Err(mint_err(format!("ttl must be 1..={} s", MAX_TTL.as_secs())));
-    }
-    // Validates the key (and its file mode) before signing.
-    read_key_pair(private_key_file)?;
-    let der = Zeroizing::new(
-        std::fs::read(private_key_file).map_err(|source| AuthError::Io {
-            path: private_key_file.to_path_buf(),
-            source,
-        })?,
-    );
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| mint_err("system clock is before 1970"))?
-        .as_secs();
-    let mut jti = [0u8; 16];
-    OsRng.fill_bytes(&mut jti);
-    let mut claims = serde_json::Map::new();
-    claims.insert("iss".into(), request.issuer.into());
-    claims.insert("aud".into(), request.audience.into());
-    claims.insert("sub".into(), request.subject.into());
-    claims.insert("iat".into(), now.into());
-    claims.insert("auth_time".into(), now.into());
-    claims.insert(
-        "exp".into(),
-        now.saturating_add(request.ttl.as_secs()).into(),
-    );
-    claims.insert("jti".into(), URL_SAFE_NO_PAD.encode(jti).into());
-    claims.insert(request.role_claim.into(), request.role_value.into());
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some(request.kid.to_owned());
-    let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&der))
-        .map_err(|e| mint_err(format!("signing failed: {e}")))?;
-    Ok(SecretString::from(token))
 }
