@@ -479,13 +479,17 @@ impl Kms {
         slot.1 <= REJECTION_AUDIT_PER_MINUTE
     }
 
-    /// The tenant's versions, states and secret counts.
-    pub async fn tenant_info(&self, tenant: &TenantId) -> Result<TenantInfo, KmsError> {
-        let record = self
-            .store
+    /// The tenant's record; NOT_FOUND if it never had keys.
+    async fn existing_tenant(&self, tenant: &TenantId) -> Result<TenantRecord, KmsError> {
+        self.store
             .tenant(tenant)
             .await?
-            .ok_or_else(|| tenant_not_found(tenant))?;
+            .ok_or_else(|| tenant_not_found(tenant))
+    }
+
+    /// The tenant's versions, states and secret counts.
+    pub async fn tenant_info(&self, tenant: &TenantId) -> Result<TenantInfo, KmsError> {
+        let record = self.existing_tenant(tenant).await?;
         Ok(TenantInfo {
             record,
             versions: self.store.key_versions(tenant).await?,
@@ -522,9 +526,7 @@ impl Kms {
         caller: &Caller,
         tenant: &TenantId,
     ) -> Result<TenantInfo, KmsError> {
-        if self.store.tenant(tenant).await?.is_none() {
-            return Err(tenant_not_found(tenant));
-        }
+        self.existing_tenant(tenant).await?;
         self.audit_admin(
             caller,
             Some(tenant),
@@ -722,9 +724,7 @@ impl Kms {
                 format!("days is {days}; a destruction waits 7..=30 days"),
             ));
         }
-        if self.store.tenant(tenant).await?.is_none() {
-            return Err(tenant_not_found(tenant));
-        }
+        self.existing_tenant(tenant).await?;
         self.audit_admin(
             caller,
             Some(tenant),
@@ -745,9 +745,7 @@ impl Kms {
         caller: &Caller,
         tenant: &TenantId,
     ) -> Result<TenantInfo, KmsError> {
-        if self.store.tenant(tenant).await?.is_none() {
-            return Err(tenant_not_found(tenant));
-        }
+        self.existing_tenant(tenant).await?;
         self.audit_admin(
             caller,
             Some(tenant),
