@@ -413,30 +413,61 @@ impl Kms {
     async fn audit_admin(
         &self,
         caller: &Caller,
-        tenant: Option<&TenantId>,
+        tenant: &TenantId,
         action: &str,
         version: Option<KeyVersion>,
-        detail: String,
+        detail: &str,
+        outcome: &str,
     ) -> Result<AuditRecord, KmsError> {
         let event = NewAuditEvent {
-            chain: tenant.map_or(AuditChain::Global, |t| AuditChain::Tenant(t.clone())),
+            chain: AuditChain::Tenant(tenant.clone()),
             actor: caller.actor.clone(),
             action: action.to_owned(),
             key_version: version,
-            outcome: "authorized".to_owned(),
+            outcome: outcome.to_owned(),
             request_id: caller.request_id.clone(),
             detail: match &caller.jti {
-                Some(jti) => format!("jti={jti} {detail}"),
-                None => detail,
+                Some(jti) => format!("jti={jti} {detail}").trim_end().to_owned(),
+                None => detail.to_owned(),
             },
         };
         self.store
             .append_audit(&event, &self.audit_key)
             .await
             .map_err(|e| {
-                tracing::error!(error = %e, action, "audit append failed: refusing the action");
+                tracing::error!(error = %e, action, "audit append failed");
                 KmsError::Unavailable("the audit log is unavailable")
             })
+    }
+
+    /// Runs an admin action on `tenant`: the audit event `authorized` is written first,
+    /// and if it cannot be the action is refused and changes nothing (fail closed);
+    /// then the action runs, the tenant's cached keys are dropped, and its outcome
+    /// (`succeeded` or `failed:<REASON>`) is appended, best effort.
+    async fn admin_action<T>(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        action: &str,
+        version: Option<KeyVersion>,
+        detail: &str,
+        f: impl AsyncFnOnce() -> Result<T, KmsError>,
+    ) -> Result<T, KmsError> {
+        self.audit_admin(caller, tenant, action, version, detail, "authorized")
+            .await?;
+        let result = f().await;
+        self.keyring.invalidate(tenant);
+        let outcome = match &result {
+            Ok(_) => "succeeded".to_owned(),
+            Err(e) => format!("failed:{}", e.code_and_reason().1),
+        };
+        if let Err(e) = self
+            .audit_admin(caller, tenant, action, version, detail, &outcome)
+            .await
+        {
+            tracing::error!(error = %e, action, "audit of the outcome failed");
+        }
+        result
     }
 
     /// Records a rejection (cross-tenant ciphertext, failed authentication, denied
@@ -508,16 +539,11 @@ impl Kms {
                 "tenant {tenant} already has keys; use RotateTenantKey"
             )));
         }
-        self.audit_admin(
-            caller,
-            Some(tenant),
-            "create_tenant_key",
-            None,
-            String::new(),
-        )
-        .await?;
-        self.provision(tenant).await?;
-        self.tenant_info(tenant).await
+        self.admin_action(caller, tenant, "create_tenant_key", None, "", async || {
+            self.provision(tenant).await?;
+            self.tenant_info(tenant).await
+        })
+        .await
     }
 
     /// Rotates: a new primary version; older ones stay decrypt-only.
@@ -527,16 +553,11 @@ impl Kms {
         tenant: &TenantId,
     ) -> Result<TenantInfo, KmsError> {
         self.existing_tenant(tenant).await?;
-        self.audit_admin(
-            caller,
-            Some(tenant),
-            "rotate_tenant_key",
-            None,
-            String::new(),
-        )
-        .await?;
-        self.provision(tenant).await?;
-        self.tenant_info(tenant).await
+        self.admin_action(caller, tenant, "rotate_tenant_key", None, "", async || {
+            self.provision(tenant).await?;
+            self.tenant_info(tenant).await
+        })
+        .await
     }
 
     /// Tenants after `page_token`, non-secret metadata only.
@@ -575,14 +596,26 @@ impl Kms {
         F: FnMut(RewrapProgress) -> bool + Send,
     {
         let batch = page_size_of(batch_size)?;
-        self.audit_admin(
+        self.admin_action(
             caller,
-            Some(tenant),
+            tenant,
             "rewrap_tenant_secrets",
             None,
-            String::new(),
+            "",
+            async || self.rewrap_batches(tenant, batch, &mut progress).await,
         )
-        .await?;
+        .await
+    }
+
+    async fn rewrap_batches<F>(
+        &self,
+        tenant: &TenantId,
+        batch: u32,
+        progress: &mut F,
+    ) -> Result<RewrapProgress, KmsError>
+    where
+        F: FnMut(RewrapProgress) -> bool + Send,
+    {
         self.keyring.invalidate(tenant);
         let entry = self.entry(tenant).await?;
         let (primary, new_keys) = entry.encryption_keys()?;
@@ -671,17 +704,18 @@ impl Kms {
                 ),
             ));
         }
-        self.audit_admin(
+        self.admin_action(
             caller,
-            Some(tenant),
+            tenant,
             "set_min_decryption_version",
             Some(version),
-            String::new(),
+            "",
+            async || {
+                self.store.set_min_decrypt_version(tenant, version).await?;
+                self.tenant_info(tenant).await
+            },
         )
-        .await?;
-        self.store.set_min_decrypt_version(tenant, version).await?;
-        self.keyring.invalidate(tenant);
-        self.tenant_info(tenant).await
+        .await
     }
 
     /// Disables, re-enables (decrypt-only) or destroys one version.
@@ -698,17 +732,19 @@ impl Kms {
                 "a version becomes active only by rotation",
             ));
         }
-        self.audit_admin(
+        let detail = format!("state={state}");
+        self.admin_action(
             caller,
-            Some(tenant),
+            tenant,
             "set_key_version_state",
             Some(version),
-            format!("state={state}"),
+            &detail,
+            async || {
+                self.store.set_key_state(tenant, version, state).await?;
+                self.tenant_info(tenant).await
+            },
         )
-        .await?;
-        self.store.set_key_state(tenant, version, state).await?;
-        self.keyring.invalidate(tenant);
-        self.tenant_info(tenant).await
+        .await
     }
 
     /// Schedules crypto-shredding after `days` (7..=30).
@@ -725,18 +761,20 @@ impl Kms {
             ));
         }
         self.existing_tenant(tenant).await?;
-        self.audit_admin(
+        let detail = format!("days={days}");
+        self.admin_action(
             caller,
-            Some(tenant),
+            tenant,
             "schedule_tenant_destruction",
             None,
-            format!("days={days}"),
+            &detail,
+            async || {
+                let at = now_ms().saturating_add(i64::from(days) * 86_400_000);
+                self.store.schedule_destruction(tenant, Some(at)).await?;
+                self.tenant_info(tenant).await
+            },
         )
-        .await?;
-        let at = now_ms().saturating_add(i64::from(days) * 86_400_000);
-        self.store.schedule_destruction(tenant, Some(at)).await?;
-        self.keyring.invalidate(tenant);
-        self.tenant_info(tenant).await
+        .await
     }
 
     /// Cancels a scheduled destruction.
@@ -746,17 +784,18 @@ impl Kms {
         tenant: &TenantId,
     ) -> Result<TenantInfo, KmsError> {
         self.existing_tenant(tenant).await?;
-        self.audit_admin(
+        self.admin_action(
             caller,
-            Some(tenant),
+            tenant,
             "cancel_tenant_destruction",
             None,
-            String::new(),
+            "",
+            async || {
+                self.store.schedule_destruction(tenant, None).await?;
+                self.tenant_info(tenant).await
+            },
         )
-        .await?;
-        self.store.schedule_destruction(tenant, None).await?;
-        self.keyring.invalidate(tenant);
-        self.tenant_info(tenant).await
+        .await
     }
 
     /// Shreds every tenant whose destruction is due (the sweeper). Returns how many.
@@ -768,10 +807,11 @@ impl Kms {
             jti: None,
         };
         for tenant in &due {
-            self.audit_admin(&sweeper, Some(tenant), "shred_tenant", None, String::new())
+            let report = self
+                .admin_action(&sweeper, tenant, "shred_tenant", None, "", async || {
+                    Ok(self.store.shred_tenant(tenant).await?)
+                })
                 .await?;
-            let report = self.store.shred_tenant(tenant).await?;
-            self.keyring.invalidate(tenant);
             tracing::warn!(tenant = %tenant, shredded_at = report.shredded_at, "tenant crypto-shredded");
         }
         Ok(due.len())
