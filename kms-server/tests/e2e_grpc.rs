@@ -725,6 +725,15 @@ async fn round_trip_every_method(kms: &Kms) {
             .iter()
             .all(|e| e.actor == "admin:alice" || e.actor.starts_with("service:"))
     );
+    // Each admin action: "authorized" before it runs, its outcome after.
+    for outcome in ["authorized", "succeeded"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.action == "rotate_tenant_key" && e.outcome == outcome),
+            "{outcome}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
