@@ -1574,3 +1574,127 @@ async fn every_method_through_kms_client_postgres() {
     round_trip_through_kms_client(&kms).await;
     kms.stop().await;
 }
+
+// ---- deadlines and graceful shutdown (PostgreSQL, a row lock makes a call wait) ------------
+
+impl Kms {
+    /// An owner connection to the test database holding `tenant`'s row locked.
+    async fn lock_tenant_row(&self, tenant: &str) -> sqlx::PgConnection {
+        let Some(Db::Postgres(db)) = &self.db else {
+            panic!("needs PostgreSQL")
+        };
+        let mut conn = db.connect_as(common::OWNER_ROLE).await;
+        sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+        sqlx::query("SELECT set_config('hygo.tenant_id', $1, true)")
+            .bind(tenant)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM (SELECT 1 FROM tenants WHERE tenant_id = $1 FOR UPDATE) locked",
+        )
+        .bind(tenant)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(n, 1, "the tenant row is locked");
+        sqlx::query("SELECT 1").execute(&mut conn).await.unwrap();
+        conn
+    }
+
+    /// Waits until a server query is blocked on a lock (the call is in flight).
+    async fn wait_for_lock_waiter(&self) {
+        let Some(Db::Postgres(db)) = &self.db else {
+            panic!("needs PostgreSQL")
+        };
+        let mut admin = common::PgTestDb::admin().await;
+        for _ in 0..200 {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+            )
+            .bind(&db.name)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+            if n > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no call ever waited on the lock");
+    }
+
+    async fn versions(&self, tenant: &str) -> usize {
+        let mut a = self.admin().await;
+        a.get_tenant_key(pb::GetTenantKeyRequest {
+            tenant_id: tenant.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .versions
+        .len()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_are_honoured_and_a_cancelled_call_changes_nothing() {
+    let kms = Kms::start(true).await;
+    kms.data(&kms.full)
+        .await
+        .wrap(wrap_req("slow", shopify(), b"x"))
+        .await
+        .unwrap();
+    let lock = kms.lock_tenant_row("slow").await;
+    let mut a = kms.admin().await;
+    let mut req = Request::new(pb::RotateTenantKeyRequest {
+        tenant_id: "slow".into(),
+    });
+    req.set_timeout(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let s = a.rotate_tenant_key(req).await.unwrap_err();
+    assert!(
+        matches!(s.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{s:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(lock); // the blocked transaction is released and rolled back
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        kms.versions("slow").await,
+        1,
+        "the cancelled rotation changed nothing"
+    );
+    kms.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_in_flight_calls_finish() {
+    let mut kms = Kms::start(true).await;
+    kms.data(&kms.full)
+        .await
+        .wrap(wrap_req("inflight", shopify(), b"x"))
+        .await
+        .unwrap();
+    let lock = kms.lock_tenant_row("inflight").await;
+    let mut a = kms.admin().await;
+    let call = tokio::spawn(async move {
+        a.rotate_tenant_key(pb::RotateTenantKeyRequest {
+            tenant_id: "inflight".into(),
+        })
+        .await
+    });
+    kms.wait_for_lock_waiter().await;
+    // Shut down while the rotation waits for the lock.
+    let _ = kms.shutdown.take().unwrap().send(());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(lock);
+    let info = call.await.unwrap().unwrap().into_inner();
+    assert_eq!(info.primary_version, 2, "the in-flight call finished");
+    let server = kms.handle.take().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap();
+    kms.stop().await;
+}
