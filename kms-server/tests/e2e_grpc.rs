@@ -789,6 +789,28 @@ async fn cross_tenant_tampering_and_key_state_statuses() {
             .any(|e| e.outcome == "cross_tenant" && e.actor == "service:full"),
         "{events:?}"
     );
+    // Unauthenticated calls land in the global chain (RLS-protected like the others).
+    let _ = kms
+        .anonymous()
+        .await
+        .wrap(wrap_req("tenant-a", shopify(), b"x"))
+        .await;
+    let global = a
+        .list_audit_events(pb::ListAuditEventsRequest {
+            tenant_id: String::new(),
+            after_seq: 0,
+            page_size: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert!(
+        global
+            .iter()
+            .any(|e| e.chain == "#global" && e.outcome == "unauthenticated"),
+        "{global:?}"
+    );
 
     // A stored secret of A is invisible to B.
     c.put_secret(pb::PutSecretRequest {
