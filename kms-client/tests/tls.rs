@@ -5,8 +5,9 @@
     clippy::indexing_slicing,
     reason = "test code"
 )]
-//! TLS (rustls, *ring*) and mutual TLS against the in-process fake, with the test PKI in
-//! `tests/tls/` (regenerate with `tests/tls/generate.sh`).
+//! TLS (rustls, *ring*) and mutual TLS against the in-process fake, with a test PKI made
+//! afresh by every run (rcgen): a CA, a server certificate for kms.test / localhost /
+//! 127.0.0.1, a client certificate, and an unrelated CA.
 
 mod common;
 
@@ -14,17 +15,51 @@ use kms_client::{ClientConfig, ClientError, ClientIdentity, Context, KmsClient, 
 use secrecy::SecretString;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-const CA: &[u8] = include_bytes!("tls/ca.pem");
-const OTHER_CA: &[u8] = include_bytes!("tls/other-ca.pem");
-const SERVER: &[u8] = include_bytes!("tls/server.pem");
-const SERVER_KEY: &[u8] = include_bytes!("tls/server-key.pem");
-const CLIENT: &[u8] = include_bytes!("tls/client.pem");
-const CLIENT_KEY: &[u8] = include_bytes!("tls/client-key.pem");
+struct Pki {
+    ca: Vec<u8>,
+    other_ca: Vec<u8>,
+    server: (Vec<u8>, Vec<u8>),
+    client: (Vec<u8>, Vec<u8>),
+}
+
+fn pki() -> &'static Pki {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    static PKI: std::sync::OnceLock<Pki> = std::sync::OnceLock::new();
+    PKI.get_or_init(|| {
+        let ca = |name: &str| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, name);
+            let cert = params.self_signed(&key).unwrap();
+            (cert, key)
+        };
+        let (ca_cert, ca_key) = ca("test CA");
+        let (other_ca, _) = ca("unrelated CA");
+        let leaf = |names: &[&str]| {
+            let key = KeyPair::generate().unwrap();
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            let cert = CertificateParams::new(names)
+                .unwrap()
+                .signed_by(&key, &ca_cert, &ca_key)
+                .unwrap();
+            (cert.pem().into_bytes(), key.serialize_pem().into_bytes())
+        };
+        Pki {
+            ca: ca_cert.pem().into_bytes(),
+            other_ca: other_ca.pem().into_bytes(),
+            server: leaf(&["kms.test", "localhost", "127.0.0.1"]),
+            client: leaf(&["shopify-adapter"]),
+        }
+    })
+}
 
 fn server_tls(mutual: bool) -> ServerTlsConfig {
-    let tls = ServerTlsConfig::new().identity(Identity::from_pem(SERVER, SERVER_KEY));
+    let tls = ServerTlsConfig::new().identity(Identity::from_pem(&pki().server.0, &pki().server.1));
     if mutual {
-        tls.client_ca_root(Certificate::from_pem(CA))
+        tls.client_ca_root(Certificate::from_pem(&pki().ca))
     } else {
         tls
     }
@@ -35,8 +70,8 @@ fn client_tls(ca: &[u8], domain: Option<&str>, identity: bool) -> TlsConfig {
         ca_cert_pem: ca.to_vec(),
         domain_name: domain.map(str::to_owned),
         client_identity: identity.then(|| ClientIdentity {
-            cert_pem: CLIENT.to_vec(),
-            key_pem: CLIENT_KEY.to_vec().into(),
+            cert_pem: pki().client.0.clone(),
+            key_pem: pki().client.1.clone().into(),
         }),
     }
 }
@@ -51,7 +86,7 @@ async fn connect(endpoint: &str, tls: TlsConfig) -> Result<KmsClient, ClientErro
 #[tokio::test]
 async fn tls_with_the_private_ca() {
     let (fake, endpoint) = common::serve_with(0, Some(server_tls(false))).await;
-    let kms = connect(&endpoint, client_tls(CA, None, false))
+    let kms = connect(&endpoint, client_tls(&pki().ca, None, false))
         .await
         .unwrap();
     let context = Context::from([("vendor", "shopify")]);
@@ -60,7 +95,7 @@ async fn tls_with_the_private_ca() {
     assert_eq!(fake.calls("wrap"), 1);
 
     // The certificate names kms.test too.
-    let kms = connect(&endpoint, client_tls(CA, Some("kms.test"), false))
+    let kms = connect(&endpoint, client_tls(&pki().ca, Some("kms.test"), false))
         .await
         .unwrap();
     kms.wrap("t1", &context, b"x").await.unwrap();
@@ -69,11 +104,11 @@ async fn tls_with_the_private_ca() {
 #[tokio::test]
 async fn untrusted_or_misnamed_servers_are_refused() {
     let (fake, endpoint) = common::serve_with(0, Some(server_tls(false))).await;
-    let error = connect(&endpoint, client_tls(OTHER_CA, None, false))
+    let error = connect(&endpoint, client_tls(&pki().other_ca, None, false))
         .await
         .unwrap_err();
     assert!(matches!(error, ClientError::Transport { .. }), "{error:?}");
-    let error = connect(&endpoint, client_tls(CA, Some("other.test"), false))
+    let error = connect(&endpoint, client_tls(&pki().ca, Some("other.test"), false))
         .await
         .unwrap_err();
     assert!(matches!(error, ClientError::Transport { .. }), "{error:?}");
@@ -84,7 +119,7 @@ async fn untrusted_or_misnamed_servers_are_refused() {
 async fn mutual_tls_presents_the_client_identity() {
     let (fake, endpoint) = common::serve_with(0, Some(server_tls(true))).await;
     let context = Context::from([("vendor", "shopify")]);
-    let kms = connect(&endpoint, client_tls(CA, None, true))
+    let kms = connect(&endpoint, client_tls(&pki().ca, None, true))
         .await
         .unwrap();
     kms.wrap("t1", &context, b"x").await.unwrap();
@@ -92,7 +127,7 @@ async fn mutual_tls_presents_the_client_identity() {
 
     // Without a client certificate the server refuses the handshake (the connection
     // fails at connect time or on the first call, depending on TLS 1.3 timing).
-    let refused = match connect(&endpoint, client_tls(CA, None, false)).await {
+    let refused = match connect(&endpoint, client_tls(&pki().ca, None, false)).await {
         Err(error) => error,
         Ok(kms) => kms.wrap("t1", &context, b"x").await.unwrap_err(),
     };
