@@ -1339,6 +1339,29 @@ async fn canary_plaintext_and_credentials_never_reach_logs() {
             tenant_id: "canary".into(),
         })
         .await;
+    // Error messages never echo the plaintext either.
+    let s = c
+        .wrap(wrap_req("canary", ctx(&[("kms.x", "y")]), CANARY_PLAINTEXT))
+        .await
+        .unwrap_err();
+    assert!(!s.message().contains("CANARY"), "{s:?}");
+    // Nor does the database (SQLite file and its WAL).
+    assert!(kms.dir.join("kms.db").exists());
+    for file in ["kms.db", "kms.db-wal"] {
+        if let Ok(bytes) = std::fs::read(kms.dir.join(file)) {
+            assert!(
+                !bytes
+                    .windows(CANARY_PLAINTEXT.len())
+                    .any(|w| w == CANARY_PLAINTEXT),
+                "{file} holds the plaintext"
+            );
+            let secret_part = kms.full.rsplit('_').next().unwrap().as_bytes();
+            assert!(
+                !bytes.windows(secret_part.len()).any(|w| w == secret_part),
+                "{file} holds the credential"
+            );
+        }
+    }
     let logs = String::from_utf8_lossy(&logs().0.lock().unwrap()).to_string();
     assert!(logs.contains("Wrap"), "logs were captured");
     let secret_part = kms.full.rsplit('_').next().unwrap();
