@@ -30,6 +30,8 @@ macro_rules! bind_audit {
 }
 use bind_audit;
 
+#[macro_use]
+mod shared;
 mod postgres;
 mod sql;
 mod sqlite;

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -23,8 +22,8 @@ use super::sql::{self, AuditRow, MetaRow, SecretRow, TenantRow, VersionRow};
 use super::writable_state;
 use super::{
     ACQUIRE_TIMEOUT, KeyState, KeyVersionRecord, NewSecret, SecretMeta, SecretRecord, ShredReport,
-    Store, StoreError, TenantRecord, TenantSummary, check_transition, labels_to_db, map_err,
-    now_ms, page, tenant_from_db, to_i64, to_u64, version_from_db,
+    StoreError, TenantRecord, TenantSummary, check_transition, labels_to_db, map_err, now_ms, page,
+    tenant_from_db, to_i64, to_u64, version_from_db,
 };
 use crate::audit::{AuditChain, AuditKey, AuditRecord, NewAuditEvent};
 use crate::envelope::Salt;
@@ -87,19 +86,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// A write transaction: `BEGIN IMMEDIATE` takes the write lock up front.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)
-    }
-
-    /// A read transaction (one consistent snapshot).
-    async fn begin_read(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool.begin().await.map_err(map_err)
-    }
-
     /// The tenant's `destroy_after` (the write lock is already held).
     async fn lock_tenant(
         tx: &mut Transaction<'static, Sqlite>,
@@ -133,33 +119,40 @@ impl SqliteStore {
         .map_err(map_err)?;
         writable_state(row.map(|(s,)| s))
     }
-}
 
-#[async_trait]
-impl Store for SqliteStore {
-    async fn check_root_keys(&self, ring: &RootKeyRing) -> Result<(), StoreError> {
-        for key in ring.iter() {
-            let kcv = key.check_value();
-            let mut tx = self.begin_write().await?;
-            sqlx::query(sql::INSERT_KCV)
-                .bind(key.id().as_str())
-                .bind(kcv.as_slice())
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            let (stored,): (Vec<u8>,) = sqlx::query_as(sql::SELECT_KCV)
-                .bind(key.id().as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            if !bool::from(stored.as_slice().ct_eq(kcv.as_slice())) {
-                return Err(StoreError::RootKeyMismatch {
-                    id: key.id().clone(),
-                });
-            }
-            tx.commit().await.map_err(map_err)?;
-        }
+    /// A write transaction: `BEGIN IMMEDIATE` takes the database's write lock at once, so
+    /// concurrent writers queue (busy timeout) instead of failing on lock upgrade.
+    async fn begin_write(&self, _tenant: &str) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)
+    }
+
+    /// A read transaction (one consistent snapshot).
+    async fn begin_read(&self, _tenant: &str) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool.begin().await.map_err(map_err)
+    }
+
+    /// A transaction for the tables without a tenant (root key check values).
+    async fn begin_global(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.begin_write("").await
+    }
+
+    /// `BEGIN IMMEDIATE` already serialises appends (and every other write).
+    async fn lock_chain(
+        _tx: &mut Transaction<'static, Sqlite>,
+        _chain: &str,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// `(tenant, root key id)` of versions that are not destroyed and use a root key
+    /// outside `ring` (at most 1000).
+    async fn unknown_root_key_refs(
+        &self,
+        ring: &RootKeyRing,
+    ) -> Result<Vec<(String, String)>, StoreError> {
         let used: Vec<(String, String)> = sqlx::query_as(
             "SELECT DISTINCT tenant_id, root_key_id FROM tenant_key_versions \
              WHERE state <> 'destroyed' ORDER BY tenant_id, root_key_id",
@@ -167,28 +160,17 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        let refs: Vec<(String, String)> = used
+        Ok(used
             .into_iter()
             .filter(|(_, id)| {
                 RootKeyId::new(id.as_str()).map_or(true, |id| ring.get(&id).is_none())
             })
             .take(1000)
-            .collect();
-        super::missing_root_keys(refs)
+            .collect())
     }
 
-    async fn tenant(&self, tenant: &TenantId) -> Result<Option<TenantRecord>, StoreError> {
-        let mut tx = self.begin_read().await?;
-        let row: Option<TenantRow> = sqlx::query_as(sql::SELECT_TENANT)
-            .bind(tenant.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        row.map(sql::tenant).transpose()
-    }
-
-    async fn list_tenants(
+    /// A page of tenant metadata.
+    async fn tenant_page(
         &self,
         after: Option<&TenantId>,
         limit: u32,
@@ -205,10 +187,11 @@ impl Store for SqliteStore {
         rows.into_iter().map(super::tenant_summary).collect()
     }
 
-    async fn due_destructions(&self, now: i64) -> Result<Vec<TenantId>, StoreError> {
+    /// Tenants whose destruction is due.
+    async fn due_tenants(&self, now: i64) -> Result<Vec<TenantId>, StoreError> {
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT tenant_id FROM tenants \
-                 WHERE destroy_after IS NOT NULL AND destroy_after <= $1 ORDER BY tenant_id",
+             WHERE destroy_after IS NOT NULL AND destroy_after <= $1 ORDER BY tenant_id",
         )
         .bind(now)
         .fetch_all(&self.pool)
@@ -216,454 +199,6 @@ impl Store for SqliteStore {
         .map_err(map_err)?;
         rows.iter().map(|(t,)| tenant_from_db(t)).collect()
     }
-
-    async fn create_key_version(
-        &self,
-        tenant: &TenantId,
-        root_key_id: &RootKeyId,
-        salt: &Salt,
-    ) -> Result<KeyVersionRecord, StoreError> {
-        let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        sqlx::query(sql::INSERT_TENANT)
-            .bind(tenant.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        if Self::lock_tenant(&mut tx, tenant).await?.is_some() {
-            return Err(StoreError::Refused {
-                reason: "the tenant is scheduled for destruction",
-            });
-        }
-        let (max,): (i64,) = sqlx::query_as(sql::MAX_VERSION)
-            .bind(tenant.as_str())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let next = super::next_version(max)?;
-        sqlx::query(sql::DEMOTE_ACTIVE)
-            .bind(tenant.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let row: VersionRow = sqlx::query_as(sql::INSERT_VERSION)
-            .bind(tenant.as_str())
-            .bind(i64::from(next.get()))
-            .bind(root_key_id.as_str())
-            .bind(salt.expose().as_slice())
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        sqlx::query(sql::TOUCH_TENANT)
-            .bind(tenant.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        sql::version(row)
-    }
-
-    async fn key_versions(&self, tenant: &TenantId) -> Result<Vec<KeyVersionRecord>, StoreError> {
-        let mut tx = self.begin_read().await?;
-        let rows: Vec<VersionRow> = sqlx::query_as(sql::SELECT_VERSIONS)
-            .bind(tenant.as_str())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        rows.into_iter().map(sql::version).collect()
-    }
-
-    async fn key_version(
-        &self,
-        tenant: &TenantId,
-        version: KeyVersion,
-    ) -> Result<Option<KeyVersionRecord>, StoreError> {
-        let mut tx = self.begin_read().await?;
-        let row: Option<VersionRow> = sqlx::query_as(sql::SELECT_VERSION)
-            .bind(tenant.as_str())
-            .bind(i64::from(version.get()))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        row.map(sql::version).transpose()
-    }
-
-    async fn primary_version(&self, tenant: &TenantId) -> Result<Option<KeyVersion>, StoreError> {
-        let mut tx = self.begin_read().await?;
-        let row: Option<(i64,)> = sqlx::query_as(sql::SELECT_PRIMARY)
-            .bind(tenant.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        row.map(|(v,)| version_from_db(v, "primary version"))
-            .transpose()
-    }
-
-    async fn set_key_state(
-        &self,
-        tenant: &TenantId,
-        version: KeyVersion,
-        state: KeyState,
-    ) -> Result<(), StoreError> {
-        let now = now_ms();
-        let v = i64::from(version.get());
-        let mut tx = self.begin_write().await?;
-        let current: Option<(String,)> = sqlx::query_as(
-            "SELECT state FROM tenant_key_versions WHERE tenant_id = $1 AND version = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(v)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let current = current
-            .and_then(|(s,)| KeyState::parse(&s))
-            .ok_or(StoreError::NotFound {
-                what: "key version",
-            })?;
-        let (secrets,): (i64,) = sqlx::query_as(sql::COUNT_SECRETS_OF_VERSION)
-            .bind(tenant.as_str())
-            .bind(v)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        if !check_transition(current, state, to_u64(secrets, "count")?)? {
-            return Ok(());
-        }
-        let q = if state == KeyState::Destroyed {
-            sqlx::query(sql::DESTROY_VERSION)
-                .bind(tenant.as_str())
-                .bind(v)
-                .bind(now)
-        } else {
-            sqlx::query(sql::SET_STATE)
-                .bind(tenant.as_str())
-                .bind(v)
-                .bind(state.as_str())
-                .bind(now)
-        };
-        q.execute(&mut *tx).await.map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
-    }
-
-    async fn set_min_decrypt_version(
-        &self,
-        tenant: &TenantId,
-        version: KeyVersion,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        Self::lock_tenant(&mut tx, tenant).await?;
-        let primary: Option<(i64,)> = sqlx::query_as(sql::SELECT_PRIMARY)
-            .bind(tenant.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        super::check_min_decrypt(primary.map(|(p,)| p), version)?;
-        sqlx::query(sql::SET_MIN_DECRYPT)
-            .bind(tenant.as_str())
-            .bind(i64::from(version.get()))
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
-    }
-
-    async fn schedule_destruction(
-        &self,
-        tenant: &TenantId,
-        destroy_after: Option<i64>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(sql::SET_DESTROY_AFTER)
-            .bind(tenant.as_str())
-            .bind(destroy_after)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        super::found(done.rows_affected(), "tenant")?;
-        tx.commit().await.map_err(map_err)
-    }
-
-    async fn set_auto_rotate(
-        &self,
-        tenant: &TenantId,
-        days: Option<u32>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(sql::SET_AUTO_ROTATE)
-            .bind(tenant.as_str())
-            .bind(days.map(i64::from))
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await
-            .map_err(super::map_check_err)?;
-        super::found(done.rows_affected(), "tenant")?;
-        tx.commit().await.map_err(map_err)
-    }
-
-    async fn shred_tenant(&self, tenant: &TenantId) -> Result<ShredReport, StoreError> {
-        let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        Self::lock_tenant(&mut tx, tenant).await?;
-        let secrets = sqlx::query(sql::DELETE_ALL_SECRETS)
-            .bind(tenant.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        let versions = sqlx::query(sql::DESTROY_ALL_VERSIONS)
-            .bind(tenant.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        sqlx::query(sql::MARK_SHREDDED)
-            .bind(tenant.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(ShredReport {
-            versions_destroyed: versions,
-            secrets_deleted: secrets,
-            shredded_at: now,
-        })
-    }
-
-    async fn put_secret(
-        &self,
-        tenant: &TenantId,
-        secret: NewSecret<'_>,
-        expected_revision: Option<u64>,
-    ) -> Result<u64, StoreError> {
-        let now = now_ms();
-        let labels = labels_to_db(secret.labels)?;
-        let mut tx = self.begin_write().await?;
-        Self::writable_version(&mut tx, tenant, secret.key_version).await?;
-        let (statement, expected) = match expected_revision {
-            None => (sql::UPSERT_SECRET, None),
-            Some(0) => (sql::CREATE_SECRET, None),
-            Some(n) => (sql::UPDATE_SECRET, Some(to_i64(n)?)),
-        };
-        let mut q = sqlx::query_as::<_, (i64,)>(statement)
-            .bind(tenant.as_str())
-            .bind(secret.vendor)
-            .bind(secret.name)
-            .bind(i64::from(secret.key_version.get()))
-            .bind(secret.envelope)
-            .bind(labels)
-            .bind(now);
-        if let Some(n) = expected {
-            q = q.bind(n);
-        }
-        let row = q
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(super::map_check_err)?;
-        match (row, expected_revision) {
-            (Some((revision,)), _) => {
-                tx.commit().await.map_err(map_err)?;
-                to_u64(revision, "secret revision")
-            }
-            (None, expected) => {
-                let found: Option<(i64,)> = sqlx::query_as(sql::SECRET_REVISION)
-                    .bind(tenant.as_str())
-                    .bind(secret.vendor)
-                    .bind(secret.name)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                Err(StoreError::RevisionMismatch {
-                    expected: expected.unwrap_or(0),
-                    found: found.and_then(|(r,)| u64::try_from(r).ok()),
-                })
-            }
-        }
-    }
-
-    async fn get_secret(
-        &self,
-        tenant: &TenantId,
-        vendor: &str,
-        name: &str,
-    ) -> Result<Option<SecretRecord>, StoreError> {
-        let mut tx = self.begin_read().await?;
-        let row: Option<SecretRow> = sqlx::query_as(sql::SELECT_SECRET)
-            .bind(tenant.as_str())
-            .bind(vendor)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        row.map(sql::secret).transpose()
-    }
-
-    async fn list_secrets(
-        &self,
-        tenant: &TenantId,
-        after: Option<(&str, &str)>,
-        limit: u32,
-    ) -> Result<Vec<SecretMeta>, StoreError> {
-        let (vendor, name) = after.unwrap_or(("", ""));
-        let mut tx = self.begin_read().await?;
-        let rows: Vec<MetaRow> = sqlx::query_as(sql::LIST_SECRETS)
-            .bind(tenant.as_str())
-            .bind(vendor)
-            .bind(name)
-            .bind(page(limit))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        rows.into_iter().map(sql::meta).collect()
-    }
-
-    async fn delete_secret(
-        &self,
-        tenant: &TenantId,
-        vendor: &str,
-        name: &str,
-        expected_revision: Option<u64>,
-    ) -> Result<bool, StoreError> {
-        let expected = expected_revision.map(to_i64).transpose()?;
-        let mut tx = self.begin_write().await?;
-        let deleted = sqlx::query(sql::DELETE_SECRET)
-            .bind(tenant.as_str())
-            .bind(vendor)
-            .bind(name)
-            .bind(expected)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        if deleted == 0 && expected.is_some() {
-            let found: Option<(i64,)> = sqlx::query_as(sql::SECRET_REVISION)
-                .bind(tenant.as_str())
-                .bind(vendor)
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            if let Some((r,)) = found {
-                return Err(StoreError::RevisionMismatch {
-                    expected: expected_revision.unwrap_or(0),
-                    found: u64::try_from(r).ok(),
-                });
-            }
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(deleted > 0)
-    }
-
-    async fn secrets_below_version(
-        &self,
-        tenant: &TenantId,
-        version: KeyVersion,
-        limit: u32,
-    ) -> Result<Vec<SecretRecord>, StoreError> {
-        let mut tx = self.begin_read().await?;
-        let rows: Vec<SecretRow> = sqlx::query_as(sql::SECRETS_BELOW)
-            .bind(tenant.as_str())
-            .bind(i64::from(version.get()))
-            .bind(page(limit))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        rows.into_iter().map(sql::secret).collect()
-    }
-
-    async fn replace_secret_envelope(
-        &self,
-        tenant: &TenantId,
-        vendor: &str,
-        name: &str,
-        old_envelope: &[u8],
-        new_envelope: &[u8],
-        new_version: KeyVersion,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        Self::writable_version(&mut tx, tenant, new_version).await?;
-        let replaced = sqlx::query(sql::REPLACE_ENVELOPE)
-            .bind(tenant.as_str())
-            .bind(vendor)
-            .bind(name)
-            .bind(old_envelope)
-            .bind(new_envelope)
-            .bind(i64::from(new_version.get()))
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        tx.commit().await.map_err(map_err)?;
-        Ok(replaced == 1)
-    }
-
-    async fn secret_counts(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<BTreeMap<KeyVersion, u64>, StoreError> {
-        let mut tx = self.begin_read().await?;
-        let rows: Vec<(i64, i64)> = sqlx::query_as(sql::SECRET_COUNTS)
-            .bind(tenant.as_str())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        super::counts(rows)
-    }
-
-    async fn append_audit(
-        &self,
-        event: &NewAuditEvent,
-        key: &AuditKey,
-    ) -> Result<AuditRecord, StoreError> {
-        let chain = event.chain.as_str();
-        let mut tx = self.begin_write().await?;
-        // BEGIN IMMEDIATE serialises appends (and every other write).
-        let head: Option<(i64, Vec<u8>)> = sqlx::query_as(sql::AUDIT_HEAD)
-            .bind(chain)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let (seq, prev) = sql::next_link(head)?;
-        let record = AuditRecord::seal(event, seq, now_ms(), prev, key);
-        super::bind_audit!(sqlx::query(sql::INSERT_AUDIT), record)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(record)
-    }
-
-    async fn list_audit(
-        &self,
-        chain: &AuditChain,
-        after_seq: u64,
-        limit: u32,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut tx = self.begin_read().await?;
-        let rows: Vec<AuditRow> = sqlx::query_as(sql::LIST_AUDIT)
-            .bind(chain.as_str())
-            .bind(to_i64(after_seq)?)
-            .bind(page(limit))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        rows.into_iter().map(sql::audit).collect()
-    }
 }
+
+impl_store!(SqliteStore, for_update = "");
