@@ -204,13 +204,6 @@ impl Keyring {
         }
     }
 
-    /// Drops every entry.
-    pub fn clear(&self) {
-        if let Ok(mut m) = self.entries.lock() {
-            m.clear();
-        }
-    }
-
     fn insert(&self, tenant: &TenantId, entry: Arc<TenantEntry>) {
         let Ok(mut m) = self.entries.lock() else {
             return;

@@ -61,13 +61,6 @@ pub struct App {
     sweep_every: Duration,
 }
 
-impl App {
-    /// The KMS (for tests and tools).
-    pub fn kms(&self) -> &Arc<Kms> {
-        &self.shared.kms
-    }
-}
-
 /// Opens the store named by `url`: SQLite (migrated automatically) or PostgreSQL (schema
 /// checked; migrations are `kms-server migrate`'s job).
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, ServerError> {

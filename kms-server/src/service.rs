@@ -157,11 +157,6 @@ impl Kms {
         }
     }
 
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     /// Security counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
@@ -175,11 +170,6 @@ impl Kms {
     /// Counts a policy denial.
     pub fn count_policy_denial(&self) {
         self.counters.policy_denials.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The key cache.
-    pub fn keyring(&self) -> &Keyring {
-        &self.keyring
     }
 
     // ---- data plane -----------------------------------------------------------------

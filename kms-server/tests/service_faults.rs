@@ -107,6 +107,13 @@ async fn stored_secret_envelopes_do_not_open_in_another_row() {
         .await
         .unwrap_err();
     assert!(matches!(err, KmsError::CrossTenant), "{err:?}");
+    assert_eq!(
+        kms.counters()
+            .cross_tenant
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "the cross-tenant refusal is counted"
+    );
     // The original still opens.
     let (value, _) = kms
         .get_secret(&caller(), &t("acme"), &shopify)
