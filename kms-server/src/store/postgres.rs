@@ -239,42 +239,6 @@ impl PgStore {
         Ok(tx)
     }
 
-    /// Locks the tenant row (serialising lifecycle changes of one tenant) and returns its
-    /// `destroy_after`.
-    async fn lock_tenant(
-        tx: &mut Transaction<'static, Postgres>,
-        tenant: &TenantId,
-    ) -> Result<Option<i64>, StoreError> {
-        let row: Option<(Option<i64>,)> =
-            sqlx::query_as("SELECT destroy_after FROM tenants WHERE tenant_id = $1 FOR UPDATE")
-                .bind(tenant.as_str())
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(map_err)?;
-        match row {
-            Some((destroy_after,)) => Ok(destroy_after),
-            None => Err(StoreError::NotFound { what: "tenant" }),
-        }
-    }
-
-    /// Checks that secrets may be sealed under `version` and holds a share lock on it
-    /// until commit, so it cannot be destroyed meanwhile.
-    async fn writable_version(
-        tx: &mut Transaction<'static, Postgres>,
-        tenant: &TenantId,
-        version: KeyVersion,
-    ) -> Result<(), StoreError> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT state FROM tenant_key_versions WHERE tenant_id = $1 AND version = $2 FOR SHARE",
-        )
-        .bind(tenant.as_str())
-        .bind(i64::from(version.get()))
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(map_err)?;
-        writable_state(row.map(|(s,)| s))
-    }
-
     /// A write transaction scoped to `tenant` (row-level security).
     async fn begin_write(
         &self,
@@ -350,4 +314,9 @@ impl PgStore {
     }
 }
 
-impl_store!(PgStore, for_update = " FOR UPDATE");
+impl_store!(
+    PgStore,
+    Postgres,
+    for_update = " FOR UPDATE",
+    for_share = " FOR SHARE"
+);

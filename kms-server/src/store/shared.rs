@@ -6,12 +6,53 @@
 /// backend-specific pieces as inherent methods: `begin_write(tenant)` and
 /// `begin_read(tenant)` (PostgreSQL: a transaction that sets `hygo.tenant_id` first;
 /// SQLite: `BEGIN IMMEDIATE` for writes), `begin_global()` (root key check values),
-/// `lock_chain` (serialises audit appends per chain), `lock_tenant` and
-/// `writable_version` (row locks on PostgreSQL), and the narrow cross-tenant reads
-/// `tenant_page`, `due_tenants` and `unknown_root_key_refs`. `for_update` is the row-lock
-/// suffix of the key-state read.
+/// `lock_chain` (serialises audit appends per chain), and the narrow cross-tenant reads
+/// `tenant_page`, `due_tenants` and `unknown_root_key_refs`. `for_update` and
+/// `for_share` are the row-lock suffixes (empty on SQLite, whose `BEGIN IMMEDIATE` already
+/// holds the database's write lock).
 macro_rules! impl_store {
-    ($store:ty, for_update = $for_update:literal) => {
+    ($store:ty, $db:ty, for_update = $for_update:literal, for_share = $for_share:literal) => {
+        impl $store {
+            /// Locks the tenant row (serialising lifecycle changes of one tenant) and
+            /// returns its `destroy_after`.
+            async fn lock_tenant(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                tenant: &TenantId,
+            ) -> Result<Option<i64>, StoreError> {
+                let row: Option<(Option<i64>,)> = sqlx::query_as(concat!(
+                    "SELECT destroy_after FROM tenants WHERE tenant_id = $1",
+                    $for_update
+                ))
+                .bind(tenant.as_str())
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(map_err)?;
+                match row {
+                    Some((destroy_after,)) => Ok(destroy_after),
+                    None => Err(StoreError::NotFound { what: "tenant" }),
+                }
+            }
+
+            /// Checks that secrets may be sealed under `version`, holding a share lock on
+            /// it until commit so it cannot be destroyed meanwhile.
+            async fn writable_version(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                tenant: &TenantId,
+                version: KeyVersion,
+            ) -> Result<(), StoreError> {
+                let row: Option<(String,)> = sqlx::query_as(concat!(
+                    "SELECT state FROM tenant_key_versions WHERE tenant_id = $1 AND version = $2",
+                    $for_share
+                ))
+                .bind(tenant.as_str())
+                .bind(i64::from(version.get()))
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(map_err)?;
+                writable_state(row.map(|(s,)| s))
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             async fn check_root_keys(&self, ring: &RootKeyRing) -> Result<(), StoreError> {

@@ -86,40 +86,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// The tenant's `destroy_after` (the write lock is already held).
-    async fn lock_tenant(
-        tx: &mut Transaction<'static, Sqlite>,
-        tenant: &TenantId,
-    ) -> Result<Option<i64>, StoreError> {
-        let row: Option<(Option<i64>,)> =
-            sqlx::query_as("SELECT destroy_after FROM tenants WHERE tenant_id = $1")
-                .bind(tenant.as_str())
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(map_err)?;
-        match row {
-            Some((destroy_after,)) => Ok(destroy_after),
-            None => Err(StoreError::NotFound { what: "tenant" }),
-        }
-    }
-
-    /// Checks that secrets may be sealed under `version`.
-    async fn writable_version(
-        tx: &mut Transaction<'static, Sqlite>,
-        tenant: &TenantId,
-        version: KeyVersion,
-    ) -> Result<(), StoreError> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT state FROM tenant_key_versions WHERE tenant_id = $1 AND version = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(i64::from(version.get()))
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(map_err)?;
-        writable_state(row.map(|(s,)| s))
-    }
-
     /// A write transaction: `BEGIN IMMEDIATE` takes the database's write lock at once, so
     /// concurrent writers queue (busy timeout) instead of failing on lock upgrade.
     async fn begin_write(&self, _tenant: &str) -> Result<Transaction<'static, Sqlite>, StoreError> {
@@ -201,4 +167,4 @@ impl SqliteStore {
     }
 }
 
-impl_store!(SqliteStore, for_update = "");
+impl_store!(SqliteStore, Sqlite, for_update = "", for_share = "");
