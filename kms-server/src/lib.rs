@@ -14,14 +14,25 @@
 //! - [`audit`]: hash-chained, MACed audit events and chain verification.
 //! - [`auth`]: service credentials and policy ([`auth::service`]), admin JWTs verified
 //!   against a JWKS ([`auth::admin`]), and the dev identity provider ([`auth::dev_idp`]).
+//! - [`keyring`]: the key cache (derived keys per tenant version, TTL, offline grace).
+//! - [`service`]: wrap, unwrap, rewrap, data keys, the secret store and the key
+//!   lifecycle, free of tonic types.
+//! - [`error`]: [`error::KmsError`] and the one mapping to `tonic::Status` (with
+//!   `google.rpc.ErrorInfo` reasons).
+//! - [`api`]: the tonic services: proto ⇄ domain, authentication, policy, request ids.
+//! - [`config`], [`server`], [`dev`], [`hardening`]: configuration, the server (`run`
+//!   takes a bound listener and a shutdown future), `--dev` mode, start-up hardening.
 //!
 //! # Flow of an unwrap
 //!
 //! ```text
-//! request ─▶ keys::{TenantId, Context} (limits) ─▶ envelope::check_size / parse
-//!         ─▶ envelope::check_tenant (cross-tenant) ─▶ keys of header.version
-//!            (root key + salt ─▶ envelope::kdf::TenantKeys::derive)
-//!         ─▶ envelope::open_parsed (commitment, then AEAD) ─▶ plaintext (zeroizing)
+//! api: bearer ─▶ auth (ServicePolicy) ─▶ keys::{TenantId, Context} (limits)
+//!    ─▶ policy (method, tenant, context values)
+//! service: envelope::check_size / parse ─▶ envelope::check_tenant (cross-tenant, audited)
+//!    ─▶ keyring: cached keys of header.version, or store (salt, state)
+//!       + root key ─▶ envelope::kdf::TenantKeys::derive
+//!    ─▶ envelope::open_parsed (commitment, then AEAD) ─▶ plaintext (zeroizing)
+//! error: KmsError ─▶ Status + ErrorInfo reason
 //! ```
 
 pub mod api;
