@@ -124,6 +124,8 @@ pub struct Kms {
     auto_provision: bool,
     rejections: Mutex<HashMap<String, (Instant, u32)>>,
     counters: Counters,
+    /// Serialises auto-provisioning in this process (a first version is created once).
+    provisioning: tokio::sync::Mutex<()>,
 }
 
 /// Security counters (exported as metrics).
@@ -154,6 +156,7 @@ impl Kms {
             auto_provision,
             rejections: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            provisioning: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -188,6 +191,11 @@ impl Kms {
         }
         if !self.auto_provision {
             return Err(tenant_not_found(tenant));
+        }
+        // Concurrent first calls provision once: re-check under the lock.
+        let _provisioning = self.provisioning.lock().await;
+        if let Some(e) = self.keyring.tenant(tenant).await? {
+            return Ok(e);
         }
         self.provision(tenant).await?;
         tracing::info!(tenant = %tenant, "auto-provisioned tenant key");

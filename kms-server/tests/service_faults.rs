@@ -275,3 +275,28 @@ async fn a_stale_cache_loads_a_version_another_replica_created() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_wraps_provision_one_version() {
+    let (_store, kms, dir) = setup(CacheConfig::default()).await;
+    let kms = Arc::new(kms);
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let kms = kms.clone();
+            tokio::spawn(async move {
+                kms.wrap(&t("fresh"), &Context::empty(), format!("v{i}").as_bytes())
+                    .await
+                    .unwrap()
+                    .1
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().get(), 1);
+    }
+    assert_eq!(
+        kms.tenant_info(&t("fresh")).await.unwrap().versions.len(),
+        1
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
