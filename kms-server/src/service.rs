@@ -124,8 +124,6 @@ pub struct Kms {
     auto_provision: bool,
     rejections: Mutex<HashMap<String, (Instant, u32)>>,
     counters: Counters,
-    /// Serialises auto-provisioning in this process (a first version is created once).
-    provisioning: tokio::sync::Mutex<()>,
 }
 
 /// Security counters (exported as metrics).
@@ -156,7 +154,6 @@ impl Kms {
             auto_provision,
             rejections: Mutex::new(HashMap::new()),
             counters: Counters::default(),
-            provisioning: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -192,22 +189,30 @@ impl Kms {
         if !self.auto_provision {
             return Err(tenant_not_found(tenant));
         }
-        // Concurrent first calls provision once: re-check under the lock.
-        let _provisioning = self.provisioning.lock().await;
-        if let Some(e) = self.keyring.tenant(tenant).await? {
-            return Ok(e);
+        // Concurrent first calls (on any replica) create one version.
+        if self.provision(tenant, false).await?.is_some() {
+            tracing::info!(tenant = %tenant, "auto-provisioned tenant key");
         }
-        self.provision(tenant).await?;
-        tracing::info!(tenant = %tenant, "auto-provisioned tenant key");
         self.entry(tenant).await
     }
 
-    async fn provision(&self, tenant: &TenantId) -> Result<KeyVersionRecord, KmsError> {
-        let root = self.roots.primary();
-        let record = self
-            .store
-            .create_key_version(tenant, root.id(), &Salt::generate())
-            .await?;
+    /// A new primary version: the next one (`rotate`), or the first one only if the
+    /// tenant has none (race-free across replicas: decided under the tenant's row lock).
+    /// `None` when `rotate` is false and the tenant already had an active version.
+    async fn provision(
+        &self,
+        tenant: &TenantId,
+        rotate: bool,
+    ) -> Result<Option<KeyVersionRecord>, KmsError> {
+        let root = self.roots.primary().id();
+        let salt = Salt::generate();
+        let record = if rotate {
+            Some(self.store.create_key_version(tenant, root, &salt).await?)
+        } else {
+            self.store
+                .create_first_key_version(tenant, root, &salt)
+                .await?
+        };
         self.keyring.invalidate(tenant);
         Ok(record)
     }
@@ -533,12 +538,13 @@ impl Kms {
         tenant: &TenantId,
     ) -> Result<TenantInfo, KmsError> {
         if self.store.primary_version(tenant).await?.is_some() {
-            return Err(KmsError::AlreadyExists(format!(
-                "tenant {tenant} already has keys; use RotateTenantKey"
-            )));
+            return Err(already_has_keys(tenant));
         }
         self.admin_action(caller, tenant, "create_tenant_key", None, "", async || {
-            self.provision(tenant).await?;
+            // Re-decided under the tenant's row lock: a concurrent call may have won.
+            self.provision(tenant, false)
+                .await?
+                .ok_or_else(|| already_has_keys(tenant))?;
             self.tenant_info(tenant).await
         })
         .await
@@ -552,7 +558,7 @@ impl Kms {
     ) -> Result<TenantInfo, KmsError> {
         self.existing_tenant(tenant).await?;
         self.admin_action(caller, tenant, "rotate_tenant_key", None, "", async || {
-            self.provision(tenant).await?;
+            self.provision(tenant, true).await?;
             self.tenant_info(tenant).await
         })
         .await
@@ -832,6 +838,12 @@ fn tenant_not_found(tenant: &TenantId) -> KmsError {
         reason: "TENANT_NOT_FOUND",
         message: format!("tenant {tenant} has no keys"),
     }
+}
+
+fn already_has_keys(tenant: &TenantId) -> KmsError {
+    KmsError::AlreadyExists(format!(
+        "tenant {tenant} already has keys; use RotateTenantKey"
+    ))
 }
 
 fn bad_token() -> KmsError {

@@ -1743,3 +1743,24 @@ async fn shutdown_lets_in_flight_calls_finish() {
         .unwrap();
     kms.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_wraps_create_one_version_postgres() {
+    let kms = Kms::start(true).await;
+    let mut calls = Vec::new();
+    for i in 0..8 {
+        let mut c = kms.data(&kms.full).await;
+        calls.push(tokio::spawn(async move {
+            c.wrap(wrap_req("brand-new", shopify(), format!("t{i}").as_bytes()))
+                .await
+                .unwrap()
+                .into_inner()
+                .key_version
+        }));
+    }
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 1);
+    }
+    assert_eq!(kms.versions("brand-new").await, 1);
+    kms.stop().await;
+}

@@ -329,6 +329,16 @@ pub trait Store: Send + Sync + fmt::Debug {
         salt: &Salt,
     ) -> Result<KeyVersionRecord, StoreError>;
 
+    /// Creates the tenant's first version (or, after shredding, the next one) only if it
+    /// has no active version; `None` when it already had one. Concurrent calls for one
+    /// tenant create one version (checked under the tenant's row lock).
+    async fn create_first_key_version(
+        &self,
+        tenant: &TenantId,
+        root_key_id: &RootKeyId,
+        salt: &Salt,
+    ) -> Result<Option<KeyVersionRecord>, StoreError>;
+
     /// All versions of the tenant, ascending. A salt of the wrong length is
     /// [`StoreError::Corruption`].
     async fn key_versions(&self, tenant: &TenantId) -> Result<Vec<KeyVersionRecord>, StoreError>;

@@ -51,6 +51,71 @@ macro_rules! impl_store {
                 .map_err(map_err)?;
                 writable_state(row.map(|(s,)| s))
             }
+
+            /// Creates the tenant's next version as the active one; with `only_first`,
+            /// only when the tenant has no active version (checked under the tenant's
+            /// row lock, so concurrent first calls create one version).
+            async fn new_version(
+                &self,
+                tenant: &TenantId,
+                root_key_id: &RootKeyId,
+                salt: &Salt,
+                only_first: bool,
+            ) -> Result<Option<KeyVersionRecord>, StoreError> {
+                let now = now_ms();
+                let mut tx = self.begin_write(tenant.as_str()).await?;
+                sqlx::query(sql::INSERT_TENANT)
+                    .bind(tenant.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if Self::lock_tenant(&mut tx, tenant).await?.is_some() {
+                    return Err(StoreError::Refused {
+                        reason: "the tenant is scheduled for destruction",
+                    });
+                }
+                if only_first {
+                    let active: Option<(i64,)> = sqlx::query_as(sql::SELECT_PRIMARY)
+                        .bind(tenant.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    if active.is_some() {
+                        tx.commit().await.map_err(map_err)?;
+                        return Ok(None);
+                    }
+                }
+                let (max,): (i64,) = sqlx::query_as(sql::MAX_VERSION)
+                    .bind(tenant.as_str())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let next = super::next_version(max)?;
+                sqlx::query(sql::DEMOTE_ACTIVE)
+                    .bind(tenant.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let row: VersionRow = sqlx::query_as(sql::INSERT_VERSION)
+                    .bind(tenant.as_str())
+                    .bind(i64::from(next.get()))
+                    .bind(root_key_id.as_str())
+                    .bind(salt.expose().as_slice())
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                sqlx::query(sql::TOUCH_TENANT)
+                    .bind(tenant.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                sql::version(row).map(Some)
+            }
         }
 
         #[async_trait::async_trait]
@@ -111,48 +176,18 @@ macro_rules! impl_store {
                 root_key_id: &RootKeyId,
                 salt: &Salt,
             ) -> Result<KeyVersionRecord, StoreError> {
-                let now = now_ms();
-                let mut tx = self.begin_write(tenant.as_str()).await?;
-                sqlx::query(sql::INSERT_TENANT)
-                    .bind(tenant.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                if Self::lock_tenant(&mut tx, tenant).await?.is_some() {
-                    return Err(StoreError::Refused {
-                        reason: "the tenant is scheduled for destruction",
-                    });
-                }
-                let (max,): (i64,) = sqlx::query_as(sql::MAX_VERSION)
-                    .bind(tenant.as_str())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                let next = super::next_version(max)?;
-                sqlx::query(sql::DEMOTE_ACTIVE)
-                    .bind(tenant.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                let row: VersionRow = sqlx::query_as(sql::INSERT_VERSION)
-                    .bind(tenant.as_str())
-                    .bind(i64::from(next.get()))
-                    .bind(root_key_id.as_str())
-                    .bind(salt.expose().as_slice())
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                sqlx::query(sql::TOUCH_TENANT)
-                    .bind(tenant.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                tx.commit().await.map_err(map_err)?;
-                sql::version(row)
+                self.new_version(tenant, root_key_id, salt, false)
+                    .await?
+                    .ok_or(StoreError::Conflict)
+            }
+
+            async fn create_first_key_version(
+                &self,
+                tenant: &TenantId,
+                root_key_id: &RootKeyId,
+                salt: &Salt,
+            ) -> Result<Option<KeyVersionRecord>, StoreError> {
+                self.new_version(tenant, root_key_id, salt, true).await
             }
 
             async fn key_versions(

@@ -60,6 +60,28 @@ pub async fn run(store: &dyn Store) {
 }
 
 async fn key_versions(store: &dyn Store) {
+    // The first version is created once; a second "first" creation is refused.
+    let first = t("first-only");
+    let created = store
+        .create_first_key_version(
+            &first,
+            &RootKeyId::new("root-1").unwrap(),
+            &Salt::generate(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.map(|r| r.version.get()), Some(1));
+    let again = store
+        .create_first_key_version(
+            &first,
+            &RootKeyId::new("root-1").unwrap(),
+            &Salt::generate(),
+        )
+        .await
+        .unwrap();
+    assert!(again.is_none());
+    assert_eq!(store.key_versions(&first).await.unwrap().len(), 1);
+
     let a = t("kv-a");
     let root = RootKeyId::new("root-1").unwrap();
     assert_eq!(store.tenant(&a).await.unwrap(), None);
