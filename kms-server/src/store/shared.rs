@@ -52,6 +52,23 @@ macro_rules! impl_store {
                 writable_state(row.map(|(s,)| s))
             }
 
+            /// The secret's current revision, `None` if it does not exist.
+            async fn current_revision(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                tenant: &TenantId,
+                vendor: &str,
+                name: &str,
+            ) -> Result<Option<u64>, StoreError> {
+                let found: Option<(i64,)> = sqlx::query_as(sql::SECRET_REVISION)
+                    .bind(tenant.as_str())
+                    .bind(vendor)
+                    .bind(name)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+                Ok(found.and_then(|(r,)| u64::try_from(r).ok()))
+            }
+
             /// Creates the tenant's next version as the active one; with `only_first`,
             /// only when the tenant has no active version (checked under the tenant's
             /// row lock, so concurrent first calls create one version).
@@ -407,19 +424,11 @@ macro_rules! impl_store {
                         tx.commit().await.map_err(map_err)?;
                         to_u64(revision, "secret revision")
                     }
-                    (None, expected) => {
-                        let found: Option<(i64,)> = sqlx::query_as(sql::SECRET_REVISION)
-                            .bind(tenant.as_str())
-                            .bind(secret.vendor)
-                            .bind(secret.name)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(map_err)?;
-                        Err(StoreError::RevisionMismatch {
-                            expected: expected.unwrap_or(0),
-                            found: found.and_then(|(r,)| u64::try_from(r).ok()),
-                        })
-                    }
+                    (None, expected) => Err(StoreError::RevisionMismatch {
+                        expected: expected.unwrap_or(0),
+                        found: Self::current_revision(&mut tx, tenant, secret.vendor, secret.name)
+                            .await?,
+                    }),
                 }
             }
 
@@ -480,17 +489,11 @@ macro_rules! impl_store {
                     .map_err(map_err)?
                     .rows_affected();
                 if deleted == 0 && expected.is_some() {
-                    let found: Option<(i64,)> = sqlx::query_as(sql::SECRET_REVISION)
-                        .bind(tenant.as_str())
-                        .bind(vendor)
-                        .bind(name)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                    if let Some((r,)) = found {
+                    let found = Self::current_revision(&mut tx, tenant, vendor, name).await?;
+                    if found.is_some() {
                         return Err(StoreError::RevisionMismatch {
                             expected: expected_revision.unwrap_or(0),
-                            found: u64::try_from(r).ok(),
+                            found,
                         });
                     }
                 }
