@@ -60,12 +60,7 @@ pub struct SecretName {
 impl SecretName {
     /// Validates vendor and name (`[A-Za-z0-9._:-]{1,128}`).
     pub fn new(vendor: &str, name: &str) -> Result<Self, KmsError> {
-        if !is_valid_name(vendor, MAX_TENANT_ID_LEN) {
-            return Err(KmsError::invalid(
-                "INVALID_VENDOR",
-                "vendor must be 1..=128 characters of [A-Za-z0-9._:-]",
-            ));
-        }
+        Self::check_vendor(vendor)?;
         if !is_valid_name(name, MAX_TENANT_ID_LEN) {
             return Err(KmsError::invalid(
                 "INVALID_SECRET_NAME",
@@ -78,9 +73,16 @@ impl SecretName {
         })
     }
 
-    /// The vendor.
-    pub fn vendor(&self) -> &str {
-        &self.vendor
+    /// Validates a vendor on its own (e.g. the filter of `ListSecrets`).
+    pub fn check_vendor(vendor: &str) -> Result<(), KmsError> {
+        if is_valid_name(vendor, MAX_TENANT_ID_LEN) {
+            Ok(())
+        } else {
+            Err(KmsError::invalid(
+                "INVALID_VENDOR",
+                "vendor must be 1..=128 characters of [A-Za-z0-9._:-]",
+            ))
+        }
     }
 
     /// The context a stored secret is sealed with: `{kms.vendor, kms.name}`.

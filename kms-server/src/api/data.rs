@@ -326,7 +326,7 @@ impl KeyService for KeyServiceApi {
                 let t = tenant(&req.tenant_id)?;
                 let vendor = (!req.vendor.is_empty()).then_some(req.vendor.as_str());
                 if let Some(v) = vendor {
-                    SecretName::new(v, "x")?;
+                    SecretName::check_vendor(v)?;
                 }
                 if let Err(e) =
                     p.authorize_secret(Permission::ListSecrets, &t, vendor.unwrap_or(""))
