@@ -73,13 +73,22 @@ pub struct RootKeysConfig {
     pub primary: Option<String>,
 }
 
-/// The database.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The database. `Debug` hides the URL: from the environment it may hold a password.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://PATH` or `postgres://USER@HOST/DB` (no password here: put a URL with a
     /// password in `HYGO_KMS_DATABASE_URL`).
     pub url: Option<String>,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = self.url.as_deref().and_then(|u| u.split(':').next());
+        f.debug_struct("DatabaseConfig")
+            .field("scheme", &scheme)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Key cache settings.
@@ -345,6 +354,18 @@ mod test {
         c.validate().unwrap();
         assert_eq!(c.services.len(), 2);
         assert!(!url_has_password(c.database.url.as_deref().unwrap()));
+    }
+
+    #[test]
+    fn debug_hides_the_database_url() {
+        let mut c = Config::parse("").unwrap();
+        c.database.url = Some("postgres://kms:s3cret-pw@db/kms".to_owned());
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("s3cret-pw") && !dbg.contains("db/kms"),
+            "{dbg}"
+        );
+        assert!(dbg.contains("postgres"), "{dbg}");
     }
 
     #[test]
