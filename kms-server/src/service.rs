@@ -17,7 +17,7 @@ use crate::envelope::{self, Plaintext, Salt};
 use crate::error::KmsError;
 use crate::keyring::{Keyring, TenantEntry};
 use crate::keys::{Context, KeyVersion, TenantId, is_valid_name};
-use crate::limits::{MAX_PLAINTEXT_LEN, MAX_TENANT_ID_LEN};
+use crate::limits::MAX_TENANT_ID_LEN;
 use crate::root::RootKeyRing;
 use crate::store::{
     KeyState, KeyVersionRecord, Labels, NewSecret, SecretMeta, Store, TenantRecord, TenantSummary,
@@ -226,7 +226,7 @@ impl Kms {
         context: &Context,
         plaintext: &[u8],
     ) -> Result<(Vec<u8>, KeyVersion), KmsError> {
-        check_plaintext(plaintext)?;
+        envelope::check_plaintext_len(plaintext)?;
         let entry = self.entry_for_seal(tenant).await?;
         let (version, keys) = entry.encryption_keys()?;
         let envelope = envelope::seal(&keys, tenant, version, context, plaintext)?;
@@ -318,7 +318,7 @@ impl Kms {
         labels: &Labels,
         expected_revision: Option<u64>,
     ) -> Result<(u64, KeyVersion), KmsError> {
-        check_plaintext(value)?;
+        envelope::check_plaintext_len(value)?;
         let context = secret.context()?;
         let (envelope, version) = self.wrap(tenant, &context, value).await?;
         let revision = self
@@ -864,18 +864,4 @@ fn page_size_of(n: u32) -> Result<u32, KmsError> {
             format!("page size is {n}; at most {MAX_PAGE}"),
         )),
     }
-}
-
-/// Checks a plaintext's size before any key lookup or cryptography.
-pub fn check_plaintext(plaintext: &[u8]) -> Result<(), KmsError> {
-    if plaintext.is_empty() || plaintext.len() > MAX_PLAINTEXT_LEN {
-        return Err(KmsError::invalid(
-            "LIMIT_PLAINTEXT",
-            format!(
-                "plaintext is {} bytes; it must be 1..={MAX_PLAINTEXT_LEN}",
-                plaintext.len()
-            ),
-        ));
-    }
-    Ok(())
 }

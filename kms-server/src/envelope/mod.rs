@@ -207,7 +207,8 @@ pub(crate) fn open_checked(
     Ok(Plaintext::from(std::mem::take(&mut *buffer)))
 }
 
-fn check_plaintext_len(plaintext: &[u8]) -> Result<(), EnvelopeError> {
+/// Refuses a plaintext outside 1 B ..= 64 KiB before any other work.
+pub fn check_plaintext_len(plaintext: &[u8]) -> Result<(), EnvelopeError> {
     if (MIN_PLAINTEXT_LEN..=MAX_PLAINTEXT_LEN).contains(&plaintext.len()) {
         Ok(())
     } else {
