@@ -173,15 +173,6 @@ fn default_sweep() -> u64 {
     60
 }
 
-/// Environment variables that override the file.
-pub const ENV_OVERRIDES: &[(&str, &str)] = &[
-    ("HYGO_KMS_LISTEN", "listen"),
-    ("HYGO_KMS_DATABASE_URL", "database.url"),
-    ("HYGO_KMS_ROOT_KEY_DIR", "root_keys.dir"),
-    ("HYGO_KMS_PRIMARY_ROOT_KEY", "root_keys.primary"),
-    ("HYGO_KMS_LOG_FORMAT", "log_format"),
-];
-
 impl Config {
     /// Reads `path`, applies environment overrides and validates.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -209,7 +200,9 @@ impl Config {
         toml::from_str(text).map_err(|e| e.to_string())
     }
 
-    /// Applies the [`ENV_OVERRIDES`] found by `get`.
+    /// Applies the environment overrides found by `get`: `HYGO_KMS_LISTEN`,
+    /// `HYGO_KMS_DATABASE_URL`, `HYGO_KMS_ROOT_KEY_DIR`, `HYGO_KMS_PRIMARY_ROOT_KEY`,
+    /// `HYGO_KMS_LOG_FORMAT`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = get("HYGO_KMS_LISTEN") {
             self.listen = v
